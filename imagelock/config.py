@@ -1,0 +1,272 @@
+"""``images.toml`` version 1: parsing, validation and the normalised image specs.
+
+Every error names the file, the image and the key. The spec of each image is normalised
+(fully qualified repository, canonical specifier, sorted lists) so that its hash changes only
+when what it resolves to could change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from imagelock.errors import InputError
+from imagelock.platforms import Platform, parse_platform
+from imagelock.reference import Repository, is_valid_registry_host, is_valid_tag, parse_reference
+from imagelock.versions import TagMatcher
+
+CONFIG_VERSION = 1
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_TOP_LEVEL_KEYS = frozenset({"version", "defaults", "registries", "images"})
+_DEFAULTS_KEYS = frozenset({"platforms"})
+_REGISTRY_KEYS = frozenset({"insecure", "ca-cert"})
+_IMAGE_KEYS = frozenset({"image", "version", "tag", "variant", "tag-pattern", "prereleases", "exclude", "platforms"})
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """Per-host transport settings from ``[registries."host"]``."""
+
+    insecure: bool = False
+    ca_cert: Path | None = None
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One ``[images.NAME]`` entry, normalised.
+
+    Exactly one of ``tag`` and ``matcher`` is set: an entry either follows a tag or selects the
+    newest version its matcher allows.
+    """
+
+    name: str
+    repository: Repository
+    platforms: tuple[Platform, ...]
+    tag: str | None = None
+    matcher: TagMatcher | None = None
+
+    def canonical(self) -> dict[str, Any]:
+        """The resolution-relevant content, in a canonical form (the basis of the spec hash)."""
+        content: dict[str, Any] = {"image": str(self.repository)}
+        if self.tag is not None:
+            content["tag"] = self.tag
+        if self.matcher is not None:
+            content["version"] = str(self.matcher.specifier)
+            content["variant"] = self.matcher.variant
+            content["tag-pattern"] = self.matcher.pattern.pattern if self.matcher.pattern else None
+            content["prereleases"] = self.matcher.prereleases
+            content["exclude"] = sorted(self.matcher.exclude)
+        content["platforms"] = [str(platform) for platform in self.platforms]
+        return content
+
+    @property
+    def spec_hash(self) -> str:
+        return _hash(self.canonical())
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    images: Mapping[str, ImageSpec]
+    registries: Mapping[str, RegistrySettings] = field(default_factory=dict)
+
+    @property
+    def inputs_hash(self) -> str:
+        """Hash of the resolution-relevant, normalised content of the whole file."""
+        return _hash({name: spec.canonical() for name, spec in sorted(self.images.items())})
+
+
+def _hash(content: object) -> str:
+    encoded = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate ``images.toml``; raise InputError naming file, image and key."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: not found (create it, see images.toml.example)") from None
+    except OSError as error:
+        raise InputError(f"{path}: cannot read: {error.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"{path}: invalid TOML: {error}") from None
+    return _ConfigParser(path).parse(document)
+
+
+class _ConfigParser:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def error(self, where: str, message: str) -> InputError:
+        return InputError(f"{self.path}: {where}: {message}")
+
+    def parse(self, document: dict[str, Any]) -> Config:
+        self.check_keys("top level", document, _TOP_LEVEL_KEYS)
+        version = document.get("version", CONFIG_VERSION)
+        if version != CONFIG_VERSION or isinstance(version, bool):
+            raise self.error("key 'version'", f"unsupported version {version!r} (this imagelock reads version 1)")
+        defaults = self.table("[defaults]", document.get("defaults", {}))
+        self.check_keys("[defaults]", defaults, _DEFAULTS_KEYS)
+        default_platforms = self.platforms("[defaults]", defaults.get("platforms", []))
+        registries = self.registries(self.table("[registries]", document.get("registries", {})))
+        images_table = self.table("[images]", document.get("images", {}))
+        images: dict[str, ImageSpec] = {}
+        seen: dict[str, str] = {}
+        for name, value in images_table.items():
+            where = f"[images.{name}]"
+            if not _NAME.fullmatch(name):
+                raise self.error(where, "invalid name (letters, digits, '.', '_', '-'; up to 128)")
+            if name.lower() in seen:
+                raise self.error(where, f"duplicate name (already defined as {seen[name.lower()]!r})")
+            seen[name.lower()] = name
+            images[name] = self.image(name, value, default_platforms)
+        return Config(self.path, dict(sorted(images.items())), registries)
+
+    def check_keys(self, where: str, table: Mapping[str, Any], allowed: frozenset[str]) -> None:
+        for key in table:
+            if key not in allowed:
+                raise self.error(where, f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+
+    def table(self, where: str, value: object) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.error(where, f"expected a table, got {_type_name(value)}")
+        return value
+
+    def string(self, where: str, key: str, value: object) -> str:
+        if not isinstance(value, str):
+            raise self.error(where, f"key {key!r}: expected a string, got {_type_name(value)}")
+        return value
+
+    def boolean(self, where: str, key: str, value: object) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(where, f"key {key!r}: expected true or false, got {_type_name(value)}")
+        return value
+
+    def string_list(self, where: str, key: str, value: object) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self.error(where, f"key {key!r}: expected a list of strings, got {_type_name(value)}")
+        return value
+
+    def platforms(self, where: str, value: object) -> tuple[Platform, ...]:
+        platforms = set()
+        for text in self.string_list(where, "platforms", value):
+            try:
+                platforms.add(parse_platform(text))
+            except InputError as error:
+                raise self.error(where, f"key 'platforms': {error}") from None
+        return tuple(sorted(platforms))
+
+    def registries(self, table: dict[str, Any]) -> dict[str, RegistrySettings]:
+        registries: dict[str, RegistrySettings] = {}
+        for host, value in table.items():
+            where = f'[registries."{host}"]'
+            settings = self.table(where, value)
+            self.check_keys(where, settings, _REGISTRY_KEYS)
+            if not is_valid_registry_host(host):
+                raise self.error(where, "invalid registry host (expected host[:port])")
+            insecure = self.boolean(where, "insecure", settings.get("insecure", False))
+            ca_cert = None
+            if "ca-cert" in settings:
+                ca_cert = self.path.parent / self.string(where, "ca-cert", settings["ca-cert"])
+                if not ca_cert.is_file():
+                    raise self.error(where, f"key 'ca-cert': file {str(ca_cert)!r} not found")
+            normalised = parse_reference(f"{host}/x").repository.registry
+            registries[normalised] = RegistrySettings(insecure, ca_cert)
+        return registries
+
+    def image(self, name: str, value: object, default_platforms: tuple[Platform, ...]) -> ImageSpec:
+        where = f"[images.{name}]"
+        if isinstance(value, str):
+            return self.shorthand(name, value, default_platforms)
+        entry = self.table(where, value)
+        self.check_keys(where, entry, _IMAGE_KEYS)
+        if "image" not in entry:
+            raise self.error(where, "missing key 'image'")
+        image_text = self.string(where, "image", entry["image"])
+        try:
+            reference = parse_reference(image_text)
+        except InputError as error:
+            raise self.error(where, f"key 'image': {error}") from None
+        if reference.tag is not None or reference.digest is not None:
+            raise self.error(
+                where,
+                f"key 'image': {image_text!r} has a tag or digest; put the tag in 'tag' or the range in 'version'",
+            )
+        platforms = self.platforms(where, entry["platforms"]) if "platforms" in entry else default_platforms
+        has = {key for key in ("version", "tag", "tag-pattern") if key in entry}
+        if not has:
+            raise self.error(where, "needs one of 'version', 'tag' or 'tag-pattern'")
+        if "tag" in has and len(has) > 1:
+            raise self.error(where, "'tag' cannot be combined with 'version' or 'tag-pattern'")
+        if "variant" in entry and "tag-pattern" in entry:
+            raise self.error(where, "'variant' cannot be combined with 'tag-pattern' (put the variant in the pattern)")
+        if "tag" in has:
+            for key in ("variant", "prereleases", "exclude"):
+                if key in entry:
+                    raise self.error(where, f"key {key!r}: only applies to 'version' or 'tag-pattern' entries")
+            tag = self.string(where, "tag", entry["tag"])
+            if not is_valid_tag(tag):
+                raise self.error(where, f"key 'tag': invalid tag {tag!r}")
+            return ImageSpec(name, reference.repository, platforms, tag=tag)
+        return ImageSpec(name, reference.repository, platforms, matcher=self.matcher(where, entry))
+
+    def matcher(self, where: str, entry: dict[str, Any]) -> TagMatcher:
+        specifier_text = self.string(where, "version", entry.get("version", ""))
+        try:
+            specifier = SpecifierSet(specifier_text)
+        except InvalidSpecifier:
+            raise self.error(where, f"key 'version': invalid PEP 440 specifier {specifier_text!r}") from None
+        variant = None
+        if "variant" in entry:
+            variant = self.string(where, "variant", entry["variant"])
+            if not variant or not is_valid_tag(f"0-{variant}"):
+                raise self.error(where, f"key 'variant': invalid variant {variant!r}")
+        pattern = None
+        if "tag-pattern" in entry:
+            pattern_text = self.string(where, "tag-pattern", entry["tag-pattern"])
+            try:
+                pattern = re.compile(pattern_text)
+            except re.error as error:
+                raise self.error(where, f"key 'tag-pattern': invalid regex: {error}") from None
+            if "version" not in pattern.groupindex:
+                raise self.error(
+                    where, "key 'tag-pattern': the regex needs a named group 'version', e.g. (?P<version>...)"
+                )
+        prereleases = None
+        if "prereleases" in entry:
+            prereleases = self.boolean(where, "prereleases", entry["prereleases"])
+        exclude = self.string_list(where, "exclude", entry.get("exclude", []))
+        for tag in exclude:
+            if not is_valid_tag(tag):
+                raise self.error(where, f"key 'exclude': invalid tag {tag!r}")
+        return TagMatcher(specifier, variant, pattern, prereleases, frozenset(exclude))
+
+    def shorthand(self, name: str, text: str, default_platforms: tuple[Platform, ...]) -> ImageSpec:
+        where = f"[images] {name}"
+        try:
+            reference = parse_reference(text)
+        except InputError as error:
+            raise self.error(where, str(error)) from None
+        if reference.tag is None or reference.digest is not None:
+            raise self.error(where, f"shorthand {text!r} must be a reference with a tag, e.g. 'postgres:16.4'")
+        return ImageSpec(name, reference.repository, default_platforms, tag=reference.tag)
+
+
+def _type_name(value: object) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array", dict: "a table"}
+    return names.get(type(value), type(value).__name__)

@@ -1,0 +1,40 @@
+"""The errors imagelock reports, each with the exit code the CLI gives it.
+
+Every error message is one line that names what is wrong and where: the file, the image
+and the key, or the registry.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_REGISTRY = 3
+
+
+class ImagelockError(Exception):
+    """Base class: an expected failure with a user-facing one-line message."""
+
+    exit_code: int = EXIT_BAD_INPUT
+
+
+class InputError(ImagelockError):
+    """Bad configuration, lock file or usage (exit 2)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class InvalidReferenceError(InputError):
+    """A string that is not a valid image reference, tag or digest."""
+
+
+class ResolutionError(ImagelockError):
+    """No tag satisfies an image's spec, or a followed tag lacks a platform (exit 1)."""
+
+    exit_code = EXIT_CHECK_FAILED
+
+
+class RegistryError(ImagelockError):
+    """The registry or the network failed, or answered something that cannot be trusted (exit 3)."""
+
+    exit_code = EXIT_REGISTRY

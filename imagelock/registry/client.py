@@ -1,0 +1,165 @@
+"""The registry client the resolver uses: tags, manifests, blobs and platforms of a repository."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import httpx
+
+from imagelock.errors import RegistryError
+from imagelock.reference import Repository, is_valid_digest, is_valid_tag
+from imagelock.registry.authn import Keychain
+from imagelock.registry.manifests import (
+    ACCEPT,
+    IMAGE_CONFIG_TYPES,
+    Manifest,
+    config_platform,
+    parse_manifest,
+    verify_digest,
+)
+from imagelock.registry.transport import HostSettings, Response, Transport
+
+MAX_MANIFEST_BYTES = 4 << 20
+MAX_CONFIG_BYTES = 8 << 20
+MAX_TAG_PAGE_BYTES = 8 << 20
+MAX_TAG_PAGES = 1000
+TAG_PAGE_SIZE = 1000
+_LINK_NEXT = re.compile(r'<([^>]*)>\s*;[^,]*\brel="?next"?', re.IGNORECASE)
+
+
+class RegistryClient:
+    """Reads from registries. Manifests fetched by digest are cached for the run (they are immutable)."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+        self._manifests: dict[tuple[Repository, str], Manifest] = {}
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, keychain: Keychain, settings: Mapping[str, HostSettings] | None = None
+    ) -> AsyncIterator[RegistryClient]:
+        transport = Transport(keychain, settings)
+        try:
+            yield cls(transport)
+        finally:
+            await transport.aclose()
+
+    async def list_tags(self, repository: Repository) -> list[str]:
+        """Every valid tag of the repository, following ``Link`` pages on the same origin."""
+        path = f"/v2/{repository.path}/tags/list?n={TAG_PAGE_SIZE}"
+        tags: dict[str, None] = {}
+        for _ in range(MAX_TAG_PAGES):
+            response = await self._get(repository, path, max_bytes=MAX_TAG_PAGE_BYTES)
+            self._raise_for_status(response, repository, "listing tags")
+            try:
+                page = json.loads(response.body).get("tags") or []
+            except (ValueError, AttributeError):
+                raise RegistryError(f"{repository.api_host}: tag list of {repository} is not valid JSON") from None
+            if not isinstance(page, list):
+                raise RegistryError(f"{repository.api_host}: tag list of {repository} is malformed")
+            tags.update((tag, None) for tag in page if isinstance(tag, str) and is_valid_tag(tag))
+            next_url = _next_link(response)
+            if next_url is None:
+                return list(tags)
+            if (next_url.scheme, next_url.host, next_url.port) != (
+                response.url.scheme,
+                response.url.host,
+                response.url.port,
+            ) or not next_url.path.startswith(f"/v2/{repository.path}/tags/list"):
+                raise RegistryError(f"{repository.api_host}: tag list of {repository} links to another origin or path")
+            path = next_url.raw_path.decode()
+        raise RegistryError(f"{repository.api_host}: tag list of {repository} has more than {MAX_TAG_PAGES} pages")
+
+    async def get_manifest(self, repository: Repository, reference: str) -> Manifest:
+        """The manifest or index a tag or digest names, verified against its digest."""
+        by_digest = is_valid_digest(reference)
+        if not by_digest and not is_valid_tag(reference):
+            raise RegistryError(f"refusing to request invalid tag {reference!r} of {repository}")
+        cached = self._manifests.get((repository, reference))
+        if cached is not None:
+            return cached
+        what = f"{repository}{'@' if by_digest else ':'}{reference}"
+        response = await self._get(
+            repository, f"/v2/{repository.path}/manifests/{reference}", max_bytes=MAX_MANIFEST_BYTES, accept=ACCEPT
+        )
+        self._raise_for_status(response, repository, f"fetching {what}")
+        manifest = parse_manifest(
+            response.body,
+            content_type=response.headers.get("content-type"),
+            claimed_digest=response.headers.get("docker-content-digest"),
+            expected_digest=reference if by_digest else None,
+            what=what,
+        )
+        self._manifests[(repository, manifest.digest)] = manifest
+        return manifest
+
+    async def get_blob(self, repository: Repository, digest: str, *, max_bytes: int) -> bytes:
+        """A blob, verified against its digest."""
+        if not is_valid_digest(digest):
+            raise RegistryError(f"refusing to request invalid digest {digest!r} of {repository}")
+        response = await self._get(repository, f"/v2/{repository.path}/blobs/{digest}", max_bytes=max_bytes)
+        what = f"{repository}@{digest}"
+        self._raise_for_status(response, repository, f"fetching blob {digest}")
+        verify_digest(response.body, claimed=None, expected=digest, what=what)
+        return response.body
+
+    async def platforms(self, repository: Repository, manifest: Manifest) -> dict[str, str]:
+        """Every real platform the image offers, with the digest of its platform manifest."""
+        if manifest.is_index:
+            return manifest.platforms()
+        config = manifest.config
+        if config is None or config.media_type not in IMAGE_CONFIG_TYPES:
+            media_type = config.media_type if config else None
+            raise RegistryError(f"{repository}@{manifest.digest}: not a container image (config type {media_type!r})")
+        body = await self.get_blob(repository, config.digest, max_bytes=MAX_CONFIG_BYTES)
+        platform = config_platform(body, f"{repository}@{config.digest}")
+        return {str(platform): manifest.digest}
+
+    async def _get(self, repository: Repository, path: str, *, max_bytes: int, accept: str | None = None) -> Response:
+        headers = {"Accept": accept} if accept else {}
+        return await self._transport.request(
+            "GET",
+            repository.registry,
+            repository.api_host,
+            path,
+            scope=f"repository:{repository.path}:pull",
+            headers=headers,
+            max_bytes=max_bytes,
+        )
+
+    @staticmethod
+    def _raise_for_status(response: Response, repository: Repository, action: str) -> None:
+        if response.status == 200:
+            return
+        codes = _error_codes(response.body)
+        host = repository.api_host
+        if response.status == 404 and "NAME_UNKNOWN" in codes:
+            raise RegistryError(f"{host}: repository {repository} not found")
+        if response.status == 404:
+            raise RegistryError(f"{host}: {action}: not found")
+        if response.status in (401, 403):
+            raise RegistryError(f"{host}: {action}: access denied ({response.status})")
+        if response.status == 429:
+            raise RegistryError(f"{host}: {action}: rate limited (429), retries exhausted")
+        detail = f" {', '.join(codes)}" if codes else ""
+        raise RegistryError(f"{host}: {action}: HTTP {response.status}{detail}")
+
+
+def _next_link(response: Response) -> httpx.URL | None:
+    for header in response.headers.get_list("link"):
+        match = _LINK_NEXT.search(header)
+        if match:
+            return response.url.join(match.group(1))
+    return None
+
+
+def _error_codes(body: bytes) -> list[str]:
+    try:
+        errors = json.loads(body).get("errors") or []
+        return [str(error["code"]) for error in errors if isinstance(error, dict) and "code" in error]
+    except (ValueError, AttributeError, TypeError):
+        return []

@@ -1,0 +1,92 @@
+"""Which tags are versions, which of them a spec allows, and in what order they are tried.
+
+A tag is a candidate when, after an optional leading ``v``, it is a PEP 440 version (with a
+variant: ``<version>-<variant>``; with a tag pattern: its ``version`` group) that satisfies the
+specifier. Candidates are ordered newest first; among equal versions (``2.1`` and ``2.1.0``)
+the tag with more release components comes first, then the lexically smallest tag. The order
+depends only on the set of tags, never on the order the registry listed them in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+
+@dataclass(frozen=True)
+class TagMatcher:
+    """The part of an image spec that decides which tags are candidates."""
+
+    specifier: SpecifierSet
+    variant: str | None = None
+    pattern: re.Pattern[str] | None = None
+    prereleases: bool | None = None
+    exclude: frozenset[str] = frozenset()
+
+    def version_of(self, tag: str) -> Version | None:
+        """The version a tag names under this matcher's variant or pattern, or None."""
+        if self.pattern is not None:
+            match = self.pattern.fullmatch(tag)
+            return parse_version(match.group("version")) if match else None
+        if self.variant is not None:
+            suffix = f"-{self.variant}"
+            return parse_version(tag[: -len(suffix)]) if tag.endswith(suffix) else None
+        return parse_version(tag)
+
+    def allows(self, version: Version) -> bool:
+        return self.specifier.contains(version, prereleases=self.prereleases)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    tag: str
+    version: Version
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Why a tag is or is not a candidate; used to explain a failed selection."""
+
+    tag: str
+    reason: str  # "candidate", "excluded", "not a version", "variant mismatch", "pre-release", "outside spec"
+
+
+def parse_version(text: str) -> Version | None:
+    """A PEP 440 version after an optional leading ``v``; None for anything else."""
+    if text.startswith("v"):
+        text = text[1:]
+    if not text[:1].isdigit():
+        return None
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+def classify(tag: str, matcher: TagMatcher) -> tuple[Verdict, Candidate | None]:
+    if tag in matcher.exclude:
+        return Verdict(tag, "excluded"), None
+    version = matcher.version_of(tag)
+    if version is None:
+        reason = "not a version" if matcher.variant is None or parse_version(tag) is None else "variant mismatch"
+        return Verdict(tag, reason), None
+    if not matcher.allows(version):
+        prerelease_refused = version.is_prerelease and matcher.specifier.contains(version, prereleases=True)
+        return Verdict(tag, "pre-release" if prerelease_refused else "outside spec"), None
+    return Verdict(tag, "candidate"), Candidate(tag, version)
+
+
+def candidates(tags: Iterable[str], matcher: TagMatcher) -> list[Candidate]:
+    """The tags the matcher allows, best first."""
+    found = [candidate for tag in tags if (candidate := classify(tag, matcher)[1]) is not None]
+    return order(found)
+
+
+def order(found: Iterable[Candidate]) -> list[Candidate]:
+    """Newest version first; then more release components; then the lexically smallest tag."""
+    by_tag = sorted(found, key=lambda candidate: candidate.tag)
+    return sorted(by_tag, key=lambda c: (c.version, len(c.version.release)), reverse=True)
