@@ -37,8 +37,15 @@ class TagMatcher:
             return parse_version(tag[: -len(suffix)]) if tag.endswith(suffix) else None
         return parse_version(tag)
 
+    @property
+    def allows_prereleases(self) -> bool:
+        """As PEP 440: only when asked for, or when the specifier itself names a pre-release."""
+        return self.prereleases if self.prereleases is not None else bool(self.specifier.prereleases)
+
     def allows(self, version: Version) -> bool:
-        return self.specifier.contains(version, prereleases=self.prereleases)
+        if version.is_prerelease and not self.allows_prereleases:
+            return False
+        return self.specifier.contains(version, prereleases=True)
 
 
 @dataclass(frozen=True)
