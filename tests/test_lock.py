@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def test_lock_writes_the_documented_header_and_version(project: Project, registr
         ('version = ">=1.25,<1.27"\nexclude = ["1.26.2", "1.26.1"]', "1.26.0"),
         ('version = "==1.25.*"', "1.25.4"),
         ('version = ">=1.20"', "1.27.1"),  # not 'latest', 'mainline' or 'stable'
-        ("tag = \"mainline\"", "mainline"),
+        ('tag = "mainline"', "mainline"),
     ],
 )
 def test_selection_rules_on_nginx_tags(project: Project, registry: Registry, spec: str, expected: str) -> None:
@@ -161,7 +162,8 @@ def test_nothing_matching_names_the_image_and_keeps_the_old_lock(project: Projec
     project.write(f'[images.web]\nimage = "{registry.host}/library/nginx"\nversion = ">=9"\n')
     result = project.run("lock")
     assert result.exit_code == 1
-    assert "[images.web]" in result.stderr and ">=9" in result.stderr
+    assert "[images.web]" in result.stderr
+    assert ">=9" in result.stderr
     assert project.lock.read_bytes() == before
 
 
@@ -188,7 +190,9 @@ def test_bad_config_is_exit_2_and_leaves_the_lock_untouched(project: Project, re
     project.write(f'[images.web]\nimage = "{registry.host}/library/nginx"\nversion = "=>1.26"\n')
     result = project.run("lock")
     assert result.exit_code == 2
-    assert "images.toml" in result.stderr and "[images.web]" in result.stderr and "'version'" in result.stderr
+    assert "images.toml" in result.stderr
+    assert "[images.web]" in result.stderr
+    assert "'version'" in result.stderr
     assert project.lock.read_bytes() == before
 
 
@@ -196,12 +200,12 @@ class TestStability:
     """Unchanged inputs keep every byte; only new or changed entries are resolved."""
 
     @pytest.fixture
-    def private(self, tmp_path: Path) -> Registry:
+    def private(self, tmp_path: Path) -> Iterator[Registry]:
         """A registry of this test's own, so that it can be changed and stopped."""
         server = RegistryServer(tmp_path / "private").start()
         seeder = Seeder(server.url)
         pushed = {f"team/{name}:1.0.0": seeder.push_image(f"team/{name}", "1.0.0") for name in ("a", "b")}
-        yield Registry(server, seeder, pushed)  # type: ignore[misc]
+        yield Registry(server, seeder, pushed)
         seeder.close()
         server.stop()
 

@@ -30,6 +30,7 @@ class Proxy:
     upstream: str  # host:port of the real registry (plain HTTP)
     tamper: Tamper | None = None
     requests: Counter[str] = field(default_factory=Counter)
+    authorizations: list[str | None] = field(default_factory=list)  # the Authorization header of each request
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -50,6 +51,7 @@ class Proxy:
                 length = int(self.headers.get("content-length") or 0)
                 request_body = self.rfile.read(length) if length else None
                 proxy.requests[f"{self.command} {self.path.split('?')[0]}"] += 1
+                proxy.authorizations.append(self.headers.get("authorization"))
                 connection = http.client.HTTPConnection(proxy.upstream, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"host"}}
                 headers["Host"] = proxy.upstream

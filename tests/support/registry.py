@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterable, Sequence
@@ -123,7 +124,7 @@ class Seeder:
         *,
         auth: tuple[str, str] | None = None,
         headers: dict[str, str] | None = None,
-        verify: bool | str = True,
+        verify: bool | ssl.SSLContext = True,
     ) -> None:
         self.client = httpx.Client(base_url=base_url, auth=auth, headers=headers, verify=verify, timeout=30)
         self._blobs: set[tuple[str, str]] = set()
@@ -174,8 +175,18 @@ class Seeder:
         manifest = {
             "schemaVersion": 2,
             "mediaType": media_type,
-            "config": {"mediaType": OCI_CONFIG if oci else DOCKER_CONFIG, "digest": config_digest, "size": len(config_body)},
-            "layers": [{"mediaType": OCI_LAYER if oci else DOCKER_LAYER, "digest": layer, "size": 8 * len(f"layer of {repository} {platform}")}],
+            "config": {
+                "mediaType": OCI_CONFIG if oci else DOCKER_CONFIG,
+                "digest": config_digest,
+                "size": len(config_body),
+            },
+            "layers": [
+                {
+                    "mediaType": OCI_LAYER if oci else DOCKER_LAYER,
+                    "digest": layer,
+                    "size": 8 * len(f"layer of {repository} {platform}"),
+                }
+            ],
         }
         body = json.dumps(manifest, indent=3).encode()
         digest = self.push_manifest(repository, tag or ("sha256:" + hashlib.sha256(body).hexdigest()), body, media_type)
@@ -207,7 +218,12 @@ class Seeder:
             if variant:
                 descriptor_platform["variant"] = variant[0]
             descriptors.append(
-                {"mediaType": OCI_MANIFEST if oci else DOCKER_MANIFEST, "digest": digest, "size": size, "platform": descriptor_platform}
+                {
+                    "mediaType": OCI_MANIFEST if oci else DOCKER_MANIFEST,
+                    "digest": digest,
+                    "size": size,
+                    "platform": descriptor_platform,
+                }
             )
             children.setdefault(normalise(platform), digest)
         if attestations and oci:
@@ -220,7 +236,9 @@ class Seeder:
         return PushedImage(repository, tag, digest, media_type, children)
 
     def _push_attestation(self, repository: str, subject: str, *, salt: str) -> dict[str, object]:
-        statement = json.dumps({"_type": "https://in-toto.io/Statement/v0.1", "subject": subject, "salt": salt}).encode()
+        statement = json.dumps(
+            {"_type": "https://in-toto.io/Statement/v0.1", "subject": subject, "salt": salt}
+        ).encode()
         layer = self.push_blob(repository, statement)
         config = self.push_blob(repository, b"{}")
         manifest = {
@@ -236,7 +254,10 @@ class Seeder:
             "digest": digest,
             "size": len(body),
             "platform": {"architecture": "unknown", "os": "unknown"},
-            "annotations": {"vnd.docker.reference.digest": subject, "vnd.docker.reference.type": "attestation-manifest"},
+            "annotations": {
+                "vnd.docker.reference.digest": subject,
+                "vnd.docker.reference.type": "attestation-manifest",
+            },
         }
 
 

@@ -76,9 +76,15 @@ class TokenIssuer:
             kind, _, rest = scope.partition(":")
             name, _, actions = rest.rpartition(":")
             if kind == "repository" and subject:
-                access.append({"type": kind, "name": name, "actions": [a for a in actions.split(",") if a in ("pull", "push")]})
+                access.append(
+                    {"type": kind, "name": name, "actions": [a for a in actions.split(",") if a in ("pull", "push")]}
+                )
         now = int(time.time())
-        header = {"typ": "JWT", "alg": "RS256", "x5c": [base64.b64encode(self.certificate.public_bytes(serialization.Encoding.DER)).decode()]}
+        header = {
+            "typ": "JWT",
+            "alg": "RS256",
+            "x5c": [base64.b64encode(self.certificate.public_bytes(serialization.Encoding.DER)).decode()],
+        }
         claims = {
             "iss": ISSUER, "sub": subject, "aud": SERVICE, "exp": now + self.expires_in, "nbf": now - 10,
             "iat": now, "jti": str(uuid.uuid4()), "access": access,
@@ -94,7 +100,7 @@ class TokenIssuer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 query = parse_qs(urlsplit(self.path).query)
                 issuer.requests[self.headers.get("authorization", "anonymous").split(" ")[0]] += 1
                 subject = ""
@@ -106,7 +112,9 @@ class TokenIssuer:
                         self.end_headers()
                         return
                     subject = user
-                body = json.dumps({"token": issuer.token(subject, query.get("scope", [])), "expires_in": issuer.expires_in})
+                body = json.dumps(
+                    {"token": issuer.token(subject, query.get("scope", [])), "expires_in": issuer.expires_in}
+                )
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))

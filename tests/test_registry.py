@@ -1,0 +1,350 @@
+"""The registry client against the real registry: auth, digests, tampering, paging, transport security."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import ipaddress
+import json
+import ssl
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from imagelock.registry.transport import is_loopback
+from tests.conftest import PASSWORD, USER, Project, Registry, TokenRegistry, login
+from tests.support.proxy import Answer, Proxy, Tamper
+from tests.support.registry import RegistryServer, Seeder
+
+
+@pytest.fixture
+def proxy(registry: Registry) -> Iterator[Proxy]:
+    running = Proxy(registry.host).start()
+    yield running
+    running.stop()
+
+
+def nginx_config(host: str, spec: str = 'version = "==1.26.2"') -> str:
+    return f'[images.web]\nimage = "{host}/library/nginx"\n{spec}\n'
+
+
+# -- authentication -------------------------------------------------------------------------------
+
+
+def test_basic_auth_uses_docker_login_credentials(
+    project: Project, basic_registry: Registry, docker_config: Path
+) -> None:
+    project.write(f'[images.app]\nimage = "{basic_registry.host}/team/app"\nversion = ">=1"\n')
+    login(docker_config, basic_registry.host)
+    result = project.run("lock")
+    assert result.exit_code == 0, result.stderr
+    entry = tomllib.loads(project.lock.read_text())["images"]["app"]
+    assert entry["digest"] == basic_registry.image("team/app:1.0.0").digest
+
+
+def test_basic_auth_without_credentials_asks_for_docker_login(project: Project, basic_registry: Registry) -> None:
+    project.write(f'[images.app]\nimage = "{basic_registry.host}/team/app"\nversion = ">=1"\n')
+    result = project.run("lock")
+    assert result.exit_code == 3
+    assert "docker login" in result.stderr
+    assert basic_registry.host in result.stderr
+
+
+def test_basic_auth_with_a_wrong_password_is_rejected(
+    project: Project, basic_registry: Registry, docker_config: Path
+) -> None:
+    project.write(f'[images.app]\nimage = "{basic_registry.host}/team/app"\nversion = ">=1"\n')
+    login(docker_config, basic_registry.host, password="wrong")
+    result = project.run("lock")
+    assert result.exit_code == 3
+    assert "rejected" in result.stderr
+
+
+def test_credentials_match_hosts_exactly(project: Project, basic_registry: Registry, docker_config: Path) -> None:
+    project.write(f'[images.app]\nimage = "{basic_registry.host}/team/app"\nversion = ">=1"\n')
+    login(docker_config, basic_registry.host.rsplit(":", 1)[0])  # same IP, no port: another registry
+    assert project.run("lock").exit_code == 3
+
+
+def test_bearer_token_auth_with_credentials(
+    project: Project, token_registry: TokenRegistry, docker_config: Path
+) -> None:
+    project.write(
+        f'[images.api]\nimage = "{token_registry.host}/team/api"\nversion = ">=2"\n'
+        f'[images.worker]\nimage = "{token_registry.host}/team/worker"\ntag = "2.0.0"\n'
+    )
+    login(docker_config, token_registry.host)
+    token_registry.issuer.requests.clear()
+
+    result = project.run("lock")
+
+    assert result.exit_code == 0, result.stderr
+    images = tomllib.loads(project.lock.read_text())["images"]
+    assert images["api"]["digest"] == token_registry.image("team/api:2.0.0").digest
+    assert images["worker"]["digest"] == token_registry.image("team/worker:2.0.0").digest
+    # One token per repository scope, sent with Basic credentials; reused for every request.
+    assert token_registry.issuer.requests == {"Basic": 2}
+
+
+def test_bearer_token_auth_anonymous_is_denied(project: Project, token_registry: TokenRegistry) -> None:
+    project.write(f'[images.api]\nimage = "{token_registry.host}/team/api"\nversion = ">=2"\n')
+    result = project.run("lock")
+    assert result.exit_code == 3
+    assert token_registry.host in result.stderr
+
+
+# -- digests and tampering ------------------------------------------------------------------------
+
+
+def tampering(project: Project, proxy: Proxy, tamper: Tamper) -> tuple[int, str, bytes, bytes]:
+    """Lock through the proxy honestly, then again with the tamper on; return what the second run did."""
+    project.write(nginx_config(proxy.host))
+    assert project.run("lock").exit_code == 0
+    before = project.lock.read_bytes()
+    proxy.tamper = tamper
+    project.write(nginx_config(proxy.host, 'version = "==1.26.1"'))
+    result = project.run("lock")
+    return result.exit_code, result.stderr, before, project.lock.read_bytes()
+
+
+def on_manifests(change: Tamper) -> Tamper:
+    def tamper(method: str, path: str, answer: Answer) -> Answer:
+        return change(method, path, answer) if "/manifests/" in path else answer
+
+    return tamper
+
+
+def test_a_body_that_does_not_match_docker_content_digest_is_never_pinned(project: Project, proxy: Proxy) -> None:
+    def swap_body(method: str, path: str, answer: Answer) -> Answer:
+        document = json.loads(answer.body)
+        document["manifests"] = document["manifests"][:1]
+        return Answer(answer.status, answer.headers, json.dumps(document).encode())
+
+    code, stderr, before, after = tampering(project, proxy, on_manifests(swap_body))
+    assert code == 3
+    assert "Docker-Content-Digest" in stderr
+    assert after == before
+
+
+def test_a_lying_docker_content_digest_is_refused(project: Project, proxy: Proxy) -> None:
+    def lie(method: str, path: str, answer: Answer) -> Answer:
+        headers = dict(answer.headers)
+        headers["Docker-Content-Digest"] = "sha256:" + hashlib.sha256(b"something else").hexdigest()
+        return Answer(answer.status, headers, answer.body)
+
+    code, _, before, after = tampering(project, proxy, on_manifests(lie))
+    assert code == 3
+    assert after == before
+
+
+def test_the_digest_is_computed_not_taken_from_the_header(project: Project, proxy: Proxy, registry: Registry) -> None:
+    def drop_header(method: str, path: str, answer: Answer) -> Answer:
+        headers = {k: v for k, v in answer.headers.items() if k.lower() != "docker-content-digest"}
+        return Answer(answer.status, headers, answer.body)
+
+    proxy.tamper = on_manifests(drop_header)
+    project.write(nginx_config(proxy.host))
+    assert project.run("lock").exit_code == 0
+    entry = tomllib.loads(project.lock.read_text())["images"]["web"]
+    assert entry["digest"] == registry.image("library/nginx:1.26.2").digest
+
+
+def test_content_type_that_contradicts_the_manifest_is_refused(project: Project, proxy: Proxy) -> None:
+    def relabel(method: str, path: str, answer: Answer) -> Answer:
+        headers = dict(answer.headers)
+        headers["Content-Type"] = "application/vnd.oci.image.manifest.v1+json"
+        return Answer(answer.status, headers, answer.body)
+
+    code, stderr, before, after = tampering(project, proxy, on_manifests(relabel))
+    assert code == 3
+    assert "Content-Type" in stderr
+    assert after == before
+
+
+def test_a_platform_manifest_body_swapped_in_the_config_blob_is_refused(project: Project, proxy: Proxy) -> None:
+    def swap_blob(method: str, path: str, answer: Answer) -> Answer:
+        if "/blobs/" in path:
+            return Answer(answer.status, answer.headers, answer.body.replace(b"amd64", b"arm64"))
+        return answer
+
+    proxy.tamper = swap_blob
+    project.write(f'[images]\ndb = "{proxy.host}/library/postgres:16.4"\n')
+    result = project.run("lock")
+    assert result.exit_code == 3
+    assert "does not match" in result.stderr
+    assert not project.lock.exists()
+
+
+def test_oversized_manifest_is_refused(project: Project, proxy: Proxy) -> None:
+    def inflate(method: str, path: str, answer: Answer) -> Answer:
+        return Answer(answer.status, answer.headers, answer.body + b" " * (5 << 20))
+
+    code, stderr, before, after = tampering(project, proxy, on_manifests(inflate))
+    assert code == 3
+    assert "larger than" in stderr
+    assert after == before
+
+
+# -- tag listing ----------------------------------------------------------------------------------
+
+
+def paging(page_size: int, next_host: str | None = None) -> Tamper:
+    """Make the registry page its tag list like Docker Hub does (distribution 2.8.2 does not)."""
+
+    def tamper(method: str, path: str, answer: Answer) -> Answer:
+        if "/tags/list" not in path or answer.status != 200:
+            return answer
+        document = json.loads(answer.body)
+        tags = sorted(document["tags"])
+        last = path.split("last=")[1].split("&")[0] if "last=" in path else None
+        start = tags.index(last) + 1 if last else 0
+        page = tags[start : start + page_size]
+        headers = dict(answer.headers)
+        if start + page_size < len(tags):
+            origin = f"http://{next_host}" if next_host else ""
+            headers["Link"] = f'<{origin}{path.split("?")[0]}?n={page_size}&last={page[-1]}>; rel="next"'
+        return Answer(200, headers, json.dumps({"name": document["name"], "tags": page}).encode())
+
+    return tamper
+
+
+def test_tag_list_pages_are_followed(project: Project, proxy: Proxy) -> None:
+    proxy.tamper = paging(4)
+    project.write(nginx_config(proxy.host, 'version = ">=1.20"'))  # 1.27.1 sorts near the start, 1.24.0 first
+    result = project.run("lock")
+    assert result.exit_code == 0, result.stderr
+    assert tomllib.loads(project.lock.read_text())["images"]["web"]["tag"] == "1.27.1"
+    assert proxy.requests["GET /v2/library/nginx/tags/list"] == 6  # 23 tags, 4 per page
+
+
+def test_tag_list_links_to_another_origin_are_refused(project: Project, proxy: Proxy) -> None:
+    proxy.tamper = paging(4, next_host="127.0.0.2:1")
+    project.write(nginx_config(proxy.host, 'version = ">=1.20"'))
+    result = project.run("lock")
+    assert result.exit_code == 3
+    assert "another origin" in result.stderr
+
+
+# -- transport security ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost:5000", True),
+        ("127.0.0.1:5000", True),
+        ("127.8.9.1", True),
+        ("[::1]:5000", True),
+        ("registry.example.com:5000", False),
+        ("10.0.0.1:5000", False),
+        ("localhost.example.com", False),
+        ("127.0.0.1.nip.io", False),
+    ],
+)
+def test_only_loopback_hosts_may_use_plain_http(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def _certificate(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "imagelock test registry")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    certificate_path, key_path = directory / "registry.crt", directory / "registry.key"
+    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return certificate_path, key_path
+
+
+@pytest.fixture(scope="module")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> Iterator[Registry]:
+    workdir = tmp_path_factory.mktemp("tls-registry")
+    certificate, key = _certificate(workdir)
+    server = RegistryServer(workdir, tls=(certificate, key)).start()
+    seeder = Seeder(server.url, verify=ssl.create_default_context(cafile=str(certificate)))
+    pushed = {"team/secure:1.0.0": seeder.push_image("team/secure", "1.0.0")}
+    yield Registry(server, seeder, pushed)
+    seeder.close()
+    server.stop()
+
+
+def test_tls_registry_with_its_ca_cert_is_verified(project: Project, tls_registry: Registry) -> None:
+    certificate = tls_registry.server.workdir / "registry.crt"
+    (project.directory / "certs").mkdir()
+    (project.directory / "certs" / "ca.pem").write_bytes(certificate.read_bytes())
+    project.write(
+        f'[registries."{tls_registry.host}"]\nca-cert = "certs/ca.pem"\n'
+        f'[images.app]\nimage = "{tls_registry.host}/team/secure"\nversion = ">=1"\n'
+    )
+    result = project.run("lock")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        tomllib.loads(project.lock.read_text())["images"]["app"]["digest"]
+        == tls_registry.image("team/secure:1.0.0").digest
+    )
+
+
+def test_untrusted_certificate_fails_closed_without_falling_back_to_http(
+    project: Project, tls_registry: Registry
+) -> None:
+    project.write(f'[images.app]\nimage = "{tls_registry.host}/team/secure"\nversion = ">=1"\n')
+    result = project.run("lock")
+    assert result.exit_code == 3
+    assert "certificate" in result.stderr
+    assert "ca-cert" in result.stderr
+
+
+def test_insecure_registry_skips_verification(project: Project, tls_registry: Registry) -> None:
+    project.write(
+        f'[registries."{tls_registry.host}"]\ninsecure = true\n'
+        f'[images.app]\nimage = "{tls_registry.host}/team/secure"\nversion = ">=1"\n'
+    )
+    assert project.run("lock").exit_code == 0
+
+
+def test_credentials_are_not_sent_to_another_origin_on_redirect(
+    project: Project, basic_registry: Registry, docker_config: Path
+) -> None:
+    """A redirect to another port is another origin: it must not receive the Authorization header."""
+    elsewhere = Proxy(basic_registry.host).start()
+
+    def redirect(method: str, path: str, answer: Answer) -> Answer:
+        if "/manifests/" in path and answer.status == 200:
+            return Answer(307, {"Location": f"http://{elsewhere.host}{path}"}, b"")
+        return answer
+
+    front = Proxy(basic_registry.host, tamper=redirect).start()
+    try:
+        login(docker_config, front.host, USER, PASSWORD)
+        project.write(f'[images.app]\nimage = "{front.host}/team/app"\ntag = "1.0.0"\n')
+        result = project.run("lock")
+    finally:
+        front.stop()
+        elsewhere.stop()
+    assert any(authorization for authorization in front.authorizations)  # the registry itself got them
+    assert elsewhere.requests["GET /v2/team/app/manifests/1.0.0"] == 1  # the redirect was followed...
+    assert elsewhere.authorizations == [None]  # ...without credentials
+    assert result.exit_code == 3  # and the other origin, without them, refuses: nothing is pinned
+    assert not project.lock.exists()
