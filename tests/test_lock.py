@@ -146,7 +146,8 @@ def test_a_tag_lacking_a_required_platform_is_skipped(project: Project, registry
 
 def test_a_followed_tag_lacking_a_required_platform_is_an_error(project: Project, registry: Registry) -> None:
     project.write(
-        f'[defaults]\nplatforms = ["linux/arm64"]\n[images.db]\nimage = "{registry.host}/library/postgres"\ntag = "16.4"\n'
+        f'[defaults]\nplatforms = ["linux/arm64"]\n'
+        f'[images.db]\nimage = "{registry.host}/library/postgres"\ntag = "16.4"\n'
     )
     result = project.run("lock")
     assert result.exit_code == 1
