@@ -44,7 +44,7 @@ def _require_registry() -> None:
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """An anonymous registry seeded with the example catalogue (nginx, python, ubuntu, redis, postgres)."""
+    """An anonymous registry seeded with the example catalogue (nginx, python, ubuntu, redis, postgres, team/legacy)."""
     _require_registry()
     server = RegistryServer(tmp_path_factory.mktemp("registry")).start()
     seeder = Seeder(server.url)

@@ -115,9 +115,9 @@ def test_platform_variants_are_normalised(project: Project, registry: Registry) 
 
 
 def test_single_platform_manifest_reads_platform_from_its_config(project: Project, registry: Registry) -> None:
-    project.write(f'[images]\ndb = "{registry.host}/library/postgres:16.4"\n')
+    project.write(f'[images]\ndb = "{registry.host}/team/legacy:1.0.0"\n')
     entry = lock_ok(project)["db"]
-    pushed = registry.image("library/postgres:16.4")
+    pushed = registry.image("team/legacy:1.0.0")
     assert entry["media-type"] == "application/vnd.docker.distribution.manifest.v2+json"
     assert entry["platforms"] == {"linux/amd64": pushed.digest}
 
@@ -147,7 +147,7 @@ def test_a_tag_lacking_a_required_platform_is_skipped(project: Project, registry
 def test_a_followed_tag_lacking_a_required_platform_is_an_error(project: Project, registry: Registry) -> None:
     project.write(
         f'[defaults]\nplatforms = ["linux/arm64"]\n'
-        f'[images.db]\nimage = "{registry.host}/library/postgres"\ntag = "16.4"\n'
+        f'[images.db]\nimage = "{registry.host}/team/legacy"\ntag = "1.0.0"\n'
     )
     result = project.run("lock")
     assert result.exit_code == 1

@@ -174,7 +174,7 @@ def test_a_platform_manifest_body_swapped_in_the_config_blob_is_refused(project:
         return answer
 
     proxy.tamper = swap_blob
-    project.write(f'[images]\ndb = "{proxy.host}/library/postgres:16.4"\n')
+    project.write(f'[images]\ndb = "{proxy.host}/team/legacy:1.0.0"\n')
     result = project.run("lock")
     assert result.exit_code == 3
     assert "does not match" in result.stderr

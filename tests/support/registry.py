@@ -291,5 +291,6 @@ def seed_catalog(seeder: Seeder) -> dict[str, PushedImage]:
     push("library/python", PYTHON_TAGS, oci=False)
     push("library/ubuntu", UBUNTU_TAGS, platforms=("linux/amd64", "linux/arm64/v8", "linux/arm/v7"))
     push("library/redis", ("7.2", "7.2.4"))
-    push("library/postgres", ("16.4",), platforms=("linux/amd64",), index=False, oci=False)
+    push("library/postgres", ("16.3", "16.4", "16"), oci=False)
+    push("team/legacy", ("1.0.0",), platforms=("linux/amd64",), index=False, oci=False)  # one platform, no index
     return pushed
