@@ -146,8 +146,7 @@ def test_a_tag_lacking_a_required_platform_is_skipped(project: Project, registry
 
 def test_a_followed_tag_lacking_a_required_platform_is_an_error(project: Project, registry: Registry) -> None:
     project.write(
-        f'[defaults]\nplatforms = ["linux/arm64"]\n'
-        f'[images.db]\nimage = "{registry.host}/team/legacy"\ntag = "1.0.0"\n'
+        f'[defaults]\nplatforms = ["linux/arm64"]\n[images.db]\nimage = "{registry.host}/team/legacy"\ntag = "1.0.0"\n'
     )
     result = project.run("lock")
     assert result.exit_code == 1

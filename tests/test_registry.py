@@ -97,6 +97,7 @@ def test_bearer_token_auth_anonymous_is_denied(project: Project, token_registry:
     result = project.run("lock")
     assert result.exit_code == 3
     assert token_registry.host in result.stderr
+    assert "docker login" in result.stderr
 
 
 # -- digests and tampering ------------------------------------------------------------------------

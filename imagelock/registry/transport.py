@@ -148,6 +148,10 @@ class Transport:
             raise RegistryError(f"{api_host}: authentication required; add credentials with 'docker login {registry}'")
         response = await self._send(client, method, url, request_headers, authorization, api_host, max_bytes)
         if response.status == 401:
+            if self._keychain.resolve(registry) is None:
+                raise RegistryError(
+                    f"{api_host}: anonymous access refused; add credentials with 'docker login {registry}'"
+                )
             raise RegistryError(f"{api_host}: credentials for {registry} were rejected (401)")
         return response
 
