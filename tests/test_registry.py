@@ -349,3 +349,12 @@ def test_credentials_are_not_sent_to_another_origin_on_redirect(
     assert elsewhere.authorizations == [None]  # ...without credentials
     assert result.exit_code == 3  # and the other origin, without them, refuses: nothing is pinned
     assert not project.lock.exists()
+
+
+def test_tags_are_listed_once_per_repository_and_run(project: Project, proxy: Proxy) -> None:
+    project.write(
+        nginx_config(proxy.host, 'version = ">=1.25"')
+        + f'[images.edge]\nimage = "{proxy.host}/library/nginx"\nversion = ">=1"\nvariant = "alpine"\n'
+    )
+    assert project.run("lock").exit_code == 0
+    assert proxy.requests["GET /v2/library/nginx/tags/list"] == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -36,6 +37,7 @@ class RegistryClient:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
         self._manifests: dict[tuple[Repository, str], Manifest] = {}
+        self._tag_lists: dict[Repository, asyncio.Future[list[str]]] = {}
 
     @classmethod
     @asynccontextmanager
@@ -49,7 +51,13 @@ class RegistryClient:
             await transport.aclose()
 
     async def list_tags(self, repository: Repository) -> list[str]:
-        """Every valid tag of the repository, following ``Link`` pages on the same origin."""
+        """Every valid tag of the repository; listed once per run however many entries ask."""
+        if repository not in self._tag_lists:
+            self._tag_lists[repository] = asyncio.ensure_future(self._list_tags(repository))
+        return list(await asyncio.shield(self._tag_lists[repository]))
+
+    async def _list_tags(self, repository: Repository) -> list[str]:
+        """Follow the tag list's ``Link`` pages, on the same origin only."""
         path = f"/v2/{repository.path}/tags/list?n={TAG_PAGE_SIZE}"
         tags: dict[str, None] = {}
         for _ in range(MAX_TAG_PAGES):
