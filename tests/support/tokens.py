@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-import threading
 import time
 import uuid
 from collections import Counter
@@ -23,6 +22,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+
+from tests.support.serving import serve, shut_down
 
 SERVICE = "imagelock-test-registry"
 ISSUER = "imagelock-test-issuer"
@@ -121,13 +122,9 @@ class TokenIssuer:
                 self.end_headers()
                 self.wfile.write(body.encode())
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
+        shut_down(self.server)
+        self.server = None
