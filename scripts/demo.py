@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.registry import RegistryServer, Seeder, seed_catalog  # noqa: E402
+from tests.support.registry import RegistryServer, Seeder, seed_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGELOCK = [sys.executable, "-m", "imagelock"]
