@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from imagelock import __version__, project
 from imagelock.errors import EXIT_CHECK_FAILED, ImagelockError
@@ -62,6 +64,35 @@ def _run(context: typer.Context, operation: Callable[[], T]) -> T:
         raise typer.Exit(130) from None
 
 
+class TerminalEvents:
+    """Warnings on stderr; a progress bar on stderr only when it is a terminal and the run is long."""
+
+    def __init__(self) -> None:
+        self.console = Console(stderr=True)
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def warning(self, message: str) -> None:
+        self.console.print(f"warning: {message}", style="yellow", markup=False, highlight=False)
+
+    def started(self, total: int) -> None:
+        if self.console.is_terminal and total > 1:
+            self.progress = Progress(
+                TextColumn("resolving"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=self.console, transient=True,
+            )  # fmt: skip
+            self.task = self.progress.add_task("resolving", total=total)
+            self.progress.start()
+
+    def resolved(self, name: str) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.advance(self.task)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
 @app.command("lock")
 def lock_command(
     context: typer.Context,
@@ -69,7 +100,11 @@ def lock_command(
     lockfile: LockfileOption = None,
 ) -> None:
     """Resolve images.toml into images.lock. Entries whose spec is unchanged keep their pins."""
-    result = _run(context, lambda: project.lock(config, lockfile))
+    events = TerminalEvents()
+    try:
+        result = _run(context, lambda: project.lock(config, lockfile, events=events))
+    finally:
+        events.close()
     lock_path = lockfile or project.default_lockfile(config)
     for name in result.resolved:
         typer.echo(f"{name}  {result.lock.images[name].reference}")

@@ -27,7 +27,7 @@ CONFIG_VERSION = 1
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _TOP_LEVEL_KEYS = frozenset({"version", "defaults", "registries", "images"})
 _DEFAULTS_KEYS = frozenset({"platforms"})
-_REGISTRY_KEYS = frozenset({"insecure", "ca-cert"})
+_REGISTRY_KEYS = frozenset({"insecure", "ca-cert", "concurrency", "timeout"})
 _IMAGE_KEYS = frozenset({"image", "version", "tag", "variant", "tag-pattern", "prereleases", "exclude", "platforms"})
 
 
@@ -37,6 +37,8 @@ class RegistrySettings:
 
     insecure: bool = False
     ca_cert: Path | None = None
+    concurrency: int | None = None  # requests in flight at once; None: the client's default
+    timeout: float | None = None  # seconds per request; None: the client's default
 
 
 @dataclass(frozen=True)
@@ -185,8 +187,20 @@ class _ConfigParser:
                 ca_cert = self.path.parent / self.string(where, "ca-cert", settings["ca-cert"])
                 if not ca_cert.is_file():
                     raise self.error(where, f"key 'ca-cert': file {str(ca_cert)!r} not found")
+            concurrency = settings.get("concurrency")
+            if concurrency is not None and (
+                not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= 256
+            ):
+                raise self.error(where, "key 'concurrency': expected an integer from 1 to 256")
+            timeout = settings.get("timeout")
+            if timeout is not None and (
+                not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 3600
+            ):
+                raise self.error(where, "key 'timeout': expected seconds, a number above 0 and at most 3600")
             normalised = parse_reference(f"{host}/x").repository.registry
-            registries[normalised] = RegistrySettings(insecure, ca_cert)
+            registries[normalised] = RegistrySettings(
+                insecure, ca_cert, concurrency, float(timeout) if timeout is not None else None
+            )
         return registries
 
     def image(self, name: str, value: object, default_platforms: tuple[Platform, ...]) -> ImageSpec:

@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagelock.config import Config, ImageSpec, load_config
+from imagelock.config import Config, ImageSpec, RegistrySettings, load_config
+from imagelock.events import Events, Silent
 from imagelock.lockfile import Lock, LockedImage, read_lock, write_atomic
-from imagelock.registry import DockerConfigKeychain, HostSettings, Keychain, RegistryClient
+from imagelock.registry import HostSettings, Keychain, RegistryClient, RetryPolicy, default_keychain
 from imagelock.resolver import resolve_all
 
 
@@ -56,7 +57,14 @@ def plan(config: Config, existing: Lock | None) -> Plan:
     return Plan(kept, to_resolve, dropped)
 
 
-def lock(config_path: Path, lock_path: Path | None = None, *, keychain: Keychain | None = None) -> LockResult:
+def lock(
+    config_path: Path,
+    lock_path: Path | None = None,
+    *,
+    keychain: Keychain | None = None,
+    events: Events | None = None,
+    retry: RetryPolicy | None = None,
+) -> LockResult:
     """Bring the lock up to date with images.toml, resolving only new or changed entries."""
     config = load_config(config_path)
     lock_path = lock_path or default_lockfile(config_path)
@@ -64,7 +72,17 @@ def lock(config_path: Path, lock_path: Path | None = None, *, keychain: Keychain
     work = plan(config, existing)
     resolved: dict[str, LockedImage] = {}
     if work.to_resolve:
-        resolved = asyncio.run(_resolve(config, work.to_resolve, keychain or DockerConfigKeychain.from_environment()))
+        previous = existing.images if existing is not None else {}
+        resolved = asyncio.run(
+            _resolve(
+                config,
+                work.to_resolve,
+                previous,
+                keychain=keychain or default_keychain(),
+                events=events or Silent(),
+                retry=retry,
+            )
+        )
     images = {**work.kept, **resolved}
     new_lock = Lock(inputs=config.inputs_hash, images=dict(sorted(images.items())))
     text = new_lock.dumps()
@@ -92,10 +110,25 @@ def check(config_path: Path, lock_path: Path | None = None) -> list[Staleness]:
     return sorted(stale, key=lambda entry: entry.name)
 
 
-async def _resolve(config: Config, specs: tuple[ImageSpec, ...], keychain: Keychain) -> dict[str, LockedImage]:
-    settings = {
-        host: HostSettings(insecure=registry.insecure, ca_cert=registry.ca_cert)
-        for host, registry in config.registries.items()
-    }
-    async with RegistryClient.open(keychain, settings) as client:
-        return await resolve_all(specs, client)
+async def _resolve(
+    config: Config,
+    specs: tuple[ImageSpec, ...],
+    previous: Mapping[str, LockedImage],
+    *,
+    keychain: Keychain,
+    events: Events,
+    retry: RetryPolicy | None,
+) -> dict[str, LockedImage]:
+    settings = {host: _host_settings(registry) for host, registry in config.registries.items()}
+    async with RegistryClient.open(keychain, settings, events=events, retry=retry) as client:
+        return await resolve_all(specs, client, previous, events)
+
+
+def _host_settings(registry: RegistrySettings) -> HostSettings:
+    defaults = HostSettings()
+    return HostSettings(
+        insecure=registry.insecure,
+        ca_cert=registry.ca_cert,
+        concurrency=registry.concurrency or defaults.concurrency,
+        timeout=registry.timeout or defaults.timeout,
+    )

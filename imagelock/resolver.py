@@ -1,27 +1,53 @@
-"""Turn one image spec into one locked image, asking the registry only what it must."""
+"""Turn image specs into locked images, asking the registry only what it must."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from imagelock.config import ImageSpec
 from imagelock.errors import ResolutionError
+from imagelock.events import Events, Silent
 from imagelock.lockfile import LockedImage
-from imagelock.registry import Manifest, RegistryClient
+from imagelock.registry import RegistryClient
 from imagelock.versions import TagMatcher, candidates, classify
 
-MAX_CONCURRENT_IMAGES = 32
+MAX_CONCURRENT_IMAGES = 64
 
 
-async def resolve_all(specs: Iterable[ImageSpec], client: RegistryClient) -> dict[str, LockedImage]:
-    """Resolve every spec concurrently; the first failure cancels the rest and is raised."""
+@dataclass(frozen=True)
+class _Pin:
+    """What a tag names now: the digest and media type of its manifest, and its platforms."""
+
+    digest: str
+    media_type: str
+    platforms: Mapping[str, str]
+
+
+async def resolve_all(
+    specs: Iterable[ImageSpec],
+    client: RegistryClient,
+    previous: Mapping[str, LockedImage] | None = None,
+    events: Events | None = None,
+) -> dict[str, LockedImage]:
+    """Resolve every spec concurrently; the first failure cancels the rest and is raised.
+
+    ``previous`` holds the entries of the existing lock: a tag that still names the locked
+    digest is confirmed with a HEAD and needs no GET.
+    """
+    specs = list(specs)
+    previous = previous or {}
+    events = events or Silent()
     slots = asyncio.Semaphore(MAX_CONCURRENT_IMAGES)
+    events.started(len(specs))
 
     async def resolve_one(spec: ImageSpec) -> LockedImage:
         async with slots:
-            return await resolve_image(spec, client)
+            locked = await resolve_image(spec, client, previous.get(spec.name))
+        events.resolved(spec.name)
+        return locked
 
     try:
         async with asyncio.TaskGroup() as group:
@@ -31,42 +57,48 @@ async def resolve_all(specs: Iterable[ImageSpec], client: RegistryClient) -> dic
     return {name: task.result() for name, task in tasks.items()}
 
 
-async def resolve_image(spec: ImageSpec, client: RegistryClient) -> LockedImage:
+async def resolve_image(spec: ImageSpec, client: RegistryClient, previous: LockedImage | None = None) -> LockedImage:
     if spec.tag is not None:
-        manifest = await client.get_manifest(spec.repository, spec.tag)
-        platforms = await client.platforms(spec.repository, manifest)
-        missing = _missing(spec, platforms)
+        pin = await _pin(spec, spec.tag, client, previous)
+        missing = _missing(spec, pin.platforms)
         if missing:
             raise ResolutionError(
                 f"[images.{spec.name}]: {spec.repository}:{spec.tag} lacks required platform(s) {', '.join(missing)}"
-                f" (it offers {', '.join(sorted(platforms)) or 'none'})"
+                f" (it offers {', '.join(sorted(pin.platforms)) or 'none'})"
             )
-        return _locked(spec, spec.tag, manifest, platforms)
+        return _locked(spec, spec.tag, pin)
     assert spec.matcher is not None
     tags = await client.list_tags(spec.repository)
     skipped: list[str] = []
     for candidate in candidates(tags, spec.matcher):
-        manifest = await client.get_manifest(spec.repository, candidate.tag)
-        platforms = await client.platforms(spec.repository, manifest)
-        if _missing(spec, platforms):
+        pin = await _pin(spec, candidate.tag, client, previous)
+        if _missing(spec, pin.platforms):
             skipped.append(candidate.tag)
             continue
-        return _locked(spec, candidate.tag, manifest, platforms)
+        return _locked(spec, candidate.tag, pin)
     raise ResolutionError(f"[images.{spec.name}]: {_no_match_reason(spec, spec.matcher, tags, skipped)}")
+
+
+async def _pin(spec: ImageSpec, tag: str, client: RegistryClient, previous: LockedImage | None) -> _Pin:
+    unchanged = previous is not None and previous.image == str(spec.repository) and previous.tag == tag
+    if previous is not None and unchanged and await client.head_manifest(spec.repository, tag) == previous.digest:
+        return _Pin(previous.digest, previous.media_type, previous.platforms)
+    manifest = await client.get_manifest(spec.repository, tag)
+    return _Pin(manifest.digest, manifest.media_type, await client.platforms(spec.repository, manifest))
 
 
 def _missing(spec: ImageSpec, platforms: Mapping[str, str]) -> list[str]:
     return [str(platform) for platform in spec.platforms if str(platform) not in platforms]
 
 
-def _locked(spec: ImageSpec, tag: str, manifest: Manifest, platforms: dict[str, str]) -> LockedImage:
+def _locked(spec: ImageSpec, tag: str, pin: _Pin) -> LockedImage:
     return LockedImage(
         name=spec.name,
         image=str(spec.repository),
         tag=tag,
-        digest=manifest.digest,
-        media_type=manifest.media_type,
-        platforms=platforms,
+        digest=pin.digest,
+        media_type=pin.media_type,
+        platforms=dict(pin.platforms),
         spec=spec.spec_hash,
     )
 

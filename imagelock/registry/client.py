@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 import httpx
 
 from imagelock.errors import RegistryError
+from imagelock.events import Events
 from imagelock.reference import Repository, is_valid_digest, is_valid_tag
 from imagelock.registry.authn import Keychain
 from imagelock.registry.manifests import (
@@ -21,7 +23,7 @@ from imagelock.registry.manifests import (
     parse_manifest,
     verify_digest,
 )
-from imagelock.registry.transport import HostSettings, Response, Transport
+from imagelock.registry.transport import HostSettings, Response, RetryPolicy, Transport
 
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_CONFIG_BYTES = 8 << 20
@@ -36,15 +38,20 @@ class RegistryClient:
 
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
-        self._manifests: dict[tuple[Repository, str], Manifest] = {}
         self._tag_lists: dict[Repository, asyncio.Future[list[str]]] = {}
+        self._manifests: dict[tuple[Repository, str], asyncio.Future[Manifest]] = {}
 
     @classmethod
     @asynccontextmanager
     async def open(
-        cls, keychain: Keychain, settings: Mapping[str, HostSettings] | None = None
+        cls,
+        keychain: Keychain,
+        settings: Mapping[str, HostSettings] | None = None,
+        *,
+        events: Events | None = None,
+        retry: RetryPolicy | None = None,
     ) -> AsyncIterator[RegistryClient]:
-        transport = Transport(keychain, settings)
+        transport = Transport(keychain, settings, events=events, retry=retry)
         try:
             yield cls(transport)
         finally:
@@ -52,9 +59,8 @@ class RegistryClient:
 
     async def list_tags(self, repository: Repository) -> list[str]:
         """Every valid tag of the repository; listed once per run however many entries ask."""
-        if repository not in self._tag_lists:
-            self._tag_lists[repository] = asyncio.ensure_future(self._list_tags(repository))
-        return list(await asyncio.shield(self._tag_lists[repository]))
+        tags = await _once(self._tag_lists, repository, lambda: self._list_tags(repository))
+        return list(tags)
 
     async def _list_tags(self, repository: Repository) -> list[str]:
         """Follow the tag list's ``Link`` pages, on the same origin only."""
@@ -62,7 +68,7 @@ class RegistryClient:
         tags: dict[str, None] = {}
         for _ in range(MAX_TAG_PAGES):
             response = await self._get(repository, path, max_bytes=MAX_TAG_PAGE_BYTES)
-            self._raise_for_status(response, repository, "listing tags")
+            self._raise_for_status(response, repository, f"tags of {repository}")
             try:
                 page = json.loads(response.body).get("tags") or []
             except (ValueError, AttributeError):
@@ -83,18 +89,36 @@ class RegistryClient:
         raise RegistryError(f"{repository.api_host}: tag list of {repository} has more than {MAX_TAG_PAGES} pages")
 
     async def get_manifest(self, repository: Repository, reference: str) -> Manifest:
-        """The manifest or index a tag or digest names, verified against its digest."""
-        by_digest = is_valid_digest(reference)
-        if not by_digest and not is_valid_tag(reference):
+        """The manifest or index a tag or digest names, verified against its digest; fetched once per run."""
+        if not is_valid_digest(reference) and not is_valid_tag(reference):
             raise RegistryError(f"refusing to request invalid tag {reference!r} of {repository}")
-        cached = self._manifests.get((repository, reference))
-        if cached is not None:
-            return cached
+        return await _once(self._manifests, (repository, reference), lambda: self._get_manifest(repository, reference))
+
+    async def head_manifest(self, repository: Repository, tag: str) -> str | None:
+        """The digest a tag names now, from a HEAD (which Docker Hub does not count as a pull).
+
+        None when the registry does not say; the caller then needs a GET.
+        """
+        if not is_valid_tag(tag):
+            raise RegistryError(f"refusing to request invalid tag {tag!r} of {repository}")
+        response = await self._transport.request(
+            "HEAD",
+            repository,
+            f"/v2/{repository.path}/manifests/{tag}",
+            headers={"Accept": ACCEPT},
+            max_bytes=0,
+        )
+        self._raise_for_status(response, repository, f"{repository}:{tag}")
+        digest = response.headers.get("docker-content-digest")
+        return digest if digest and is_valid_digest(digest) else None
+
+    async def _get_manifest(self, repository: Repository, reference: str) -> Manifest:
+        by_digest = is_valid_digest(reference)
         what = f"{repository}{'@' if by_digest else ':'}{reference}"
         response = await self._get(
             repository, f"/v2/{repository.path}/manifests/{reference}", max_bytes=MAX_MANIFEST_BYTES, accept=ACCEPT
         )
-        self._raise_for_status(response, repository, f"fetching {what}")
+        self._raise_for_status(response, repository, what)
         manifest = parse_manifest(
             response.body,
             content_type=response.headers.get("content-type"),
@@ -102,7 +126,8 @@ class RegistryClient:
             expected_digest=reference if by_digest else None,
             what=what,
         )
-        self._manifests[(repository, manifest.digest)] = manifest
+        if not by_digest:  # manifests are immutable: the same one by digest needs no second request
+            self._manifests.setdefault((repository, manifest.digest), _done(manifest))
         return manifest
 
     async def get_blob(self, repository: Repository, digest: str, *, max_bytes: int) -> bytes:
@@ -111,7 +136,7 @@ class RegistryClient:
             raise RegistryError(f"refusing to request invalid digest {digest!r} of {repository}")
         response = await self._get(repository, f"/v2/{repository.path}/blobs/{digest}", max_bytes=max_bytes)
         what = f"{repository}@{digest}"
-        self._raise_for_status(response, repository, f"fetching blob {digest}")
+        self._raise_for_status(response, repository, what)
         verify_digest(response.body, claimed=None, expected=digest, what=what)
         return response.body
 
@@ -129,32 +154,47 @@ class RegistryClient:
 
     async def _get(self, repository: Repository, path: str, *, max_bytes: int, accept: str | None = None) -> Response:
         headers = {"Accept": accept} if accept else {}
-        return await self._transport.request(
-            "GET",
-            repository.registry,
-            repository.api_host,
-            path,
-            scope=f"repository:{repository.path}:pull",
-            headers=headers,
-            max_bytes=max_bytes,
-        )
+        return await self._transport.request("GET", repository, path, headers=headers, max_bytes=max_bytes)
 
     @staticmethod
-    def _raise_for_status(response: Response, repository: Repository, action: str) -> None:
+    def _raise_for_status(response: Response, repository: Repository, what: str) -> None:
+        """One clear line for a failed answer: registry, what was asked, status and registry error."""
         if response.status == 200:
             return
-        codes = _error_codes(response.body)
+        errors = _registry_errors(response.body)
+        codes = {code for code, _ in errors}
         host = repository.api_host
-        if response.status == 404 and "NAME_UNKNOWN" in codes:
-            raise RegistryError(f"{host}: repository {repository} not found")
+        if "NAME_UNKNOWN" in codes or (response.status == 404 and not errors and "/tags/" in str(response.url)):
+            raise RegistryError(f"{host}: repository {repository} not found (NAME_UNKNOWN)")
         if response.status == 404:
-            raise RegistryError(f"{host}: {action}: not found")
-        if response.status in (401, 403):
-            raise RegistryError(f"{host}: {action}: access denied ({response.status})")
-        if response.status == 429:
-            raise RegistryError(f"{host}: {action}: rate limited (429), retries exhausted")
-        detail = f" {', '.join(codes)}" if codes else ""
-        raise RegistryError(f"{host}: {action}: HTTP {response.status}{detail}")
+            raise RegistryError(
+                f"{host}: {what} not found (MANIFEST_UNKNOWN)"
+                if "MANIFEST_UNKNOWN" in codes
+                else f"{host}: {what} not found"
+            )
+        detail = "; ".join(f"{code}: {message}" if message else code for code, message in errors)
+        attempts = f" after {response.attempts} attempts" if response.attempts > 1 else ""
+        reason = {401: "unauthorized", 403: "access denied", 429: "rate limited"}.get(response.status, "failed")
+        raise RegistryError(
+            f"{host}: {what}: {reason} (HTTP {response.status}{attempts}){': ' + detail if detail else ''}"
+        )
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+async def _once(cache: dict[K, asyncio.Future[V]], key: K, fetch: Callable[[], Awaitable[V]]) -> V:
+    """Share one in-flight or finished fetch among every caller asking for the same key in a run."""
+    if key not in cache:
+        cache[key] = asyncio.ensure_future(fetch())
+    return await asyncio.shield(cache[key])
+
+
+def _done(value: V) -> asyncio.Future[V]:
+    future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+    future.set_result(value)
+    return future
 
 
 def _next_link(response: Response) -> httpx.URL | None:
@@ -165,9 +205,14 @@ def _next_link(response: Response) -> httpx.URL | None:
     return None
 
 
-def _error_codes(body: bytes) -> list[str]:
+def _registry_errors(body: bytes) -> list[tuple[str, str]]:
+    """``{"errors": [{"code", "message"}]}`` as (code, message) pairs; [] for any other body."""
     try:
         errors = json.loads(body).get("errors") or []
-        return [str(error["code"]) for error in errors if isinstance(error, dict) and "code" in error]
+        return [
+            (str(error["code"]), str(error.get("message") or "")[:200])
+            for error in errors
+            if isinstance(error, dict) and "code" in error
+        ]
     except (ValueError, AttributeError, TypeError):
         return []

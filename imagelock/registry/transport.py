@@ -1,15 +1,17 @@
 """HTTP to registries: scheme and TLS per host, authentication, redirects, retries, body caps.
 
-Rules that keep the user safe live here and nowhere else:
+The rules that keep the user safe live here and nowhere else:
 
 - HTTPS with certificate verification, always, except for loopback registries and hosts the
   user marked ``insecure``: those try HTTPS first and fall back to plain HTTP when the host does
   not speak TLS (as Docker does). A certificate that fails verification is never a reason to
   fall back.
-- Credentials go to the registry host itself, and to a token realm only over HTTPS (plain HTTP
+- Credentials go to the registry's own origin, and to a token realm only over HTTPS (plain HTTP
   only when the registry itself may use it). A redirect to another origin loses the
-  ``Authorization`` header; a redirect from HTTPS to HTTP is refused.
+  ``Authorization`` header; a redirect from HTTPS to HTTP is refused; redirects are capped.
 - Bodies are capped while they stream; nothing unbounded is read into memory.
+- 429, 502, 503, 504, timeouts and broken connections are retried with bounded, jittered
+  backoff that honours ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -25,27 +27,53 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 
 from imagelock.errors import RegistryError
+from imagelock.events import Events, Silent
+from imagelock.reference import Repository
 from imagelock.registry.authn import Credential, Keychain
 from imagelock.registry.challenge import Challenge, parse_challenges
 
 MAX_ERROR_BODY = 1 << 20
 MAX_TOKEN_BODY = 1 << 20
+DEFAULT_CONCURRENCY = 16
+DEFAULT_TIMEOUT = 30.0
 _MAX_REDIRECTS = 5
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
-_MAX_ATTEMPTS = 4
-_MAX_RETRY_DELAY = 30.0
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _TOKEN_RENEW_MARGIN = 10.0
+_RATE_LIMIT_WARNING = 10
 _USER_AGENT = "imagelock"
+_OAUTH_CLIENT_ID = "imagelock"
 
 
 @dataclass(frozen=True)
 class HostSettings:
+    """How to reach one registry host (``[registries."host"]`` in images.toml)."""
+
     insecure: bool = False
     ca_cert: Path | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+    timeout: float = DEFAULT_TIMEOUT
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    base_delay: float = 0.25
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, retry_after: str | None) -> float:
+        """Seconds to wait before attempt ``attempt + 1``: Retry-After if given, else jittered backoff."""
+        if retry_after:
+            seconds = _parse_retry_after(retry_after)
+            if seconds is not None:
+                return min(seconds, self.max_delay)
+        backoff = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
+        return float(backoff * random.uniform(0.5, 1.5))
 
 
 @dataclass(frozen=True)
@@ -54,6 +82,7 @@ class Response:
     headers: httpx.Headers
     body: bytes
     url: httpx.URL
+    attempts: int = 1
 
 
 @dataclass
@@ -66,16 +95,21 @@ class _Token:
 class _HostState:
     """What the transport has learned about one registry host during this run."""
 
-    base_url: str | None = None
+    settings: HostSettings
+    slots: asyncio.Semaphore
+    scheme: str | None = None
     challenge: Challenge | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    scheme_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    rate_limit_warned: bool = False
 
 
 def is_loopback(host: str) -> bool:
     """True for ``localhost``, 127.0.0.0/8 and ::1, with or without a port."""
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
-    name = name.strip("[]").lower()
-    if name == "localhost":
+    if host.startswith("["):
+        name = host[1:].split("]", 1)[0]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if name.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(name).is_loopback
@@ -84,24 +118,23 @@ def is_loopback(host: str) -> bool:
 
 
 class Transport:
-    """Sends requests to registries for one run, reusing connections and tokens."""
+    """Sends requests to registries for one run, reusing connections, credentials and tokens."""
 
     def __init__(
         self,
         keychain: Keychain,
         settings: Mapping[str, HostSettings] | None = None,
         *,
-        timeout: float = 30.0,
-        max_connections_per_host: int = 16,
+        events: Events | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._keychain = keychain
         self._settings = dict(settings or {})
-        self._timeout = httpx.Timeout(timeout)
-        self._limits = httpx.Limits(max_connections=max_connections_per_host * 4, max_keepalive_connections=64)
-        self._host_limit = max_connections_per_host
-        self._clients: dict[tuple[bool, Path | None], httpx.AsyncClient] = {}
+        self._events = events or Silent()
+        self._retry = retry or RetryPolicy()
+        self._clients: dict[tuple[bool, Path | None, float], httpx.AsyncClient] = {}
         self._hosts: dict[str, _HostState] = {}
-        self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self._credentials: dict[Repository, asyncio.Future[Credential | None]] = {}
         self._tokens: dict[tuple[str, str, str, str], _Token] = {}
         self._token_locks: dict[tuple[str, str, str, str], asyncio.Lock] = {}
 
@@ -113,171 +146,210 @@ class Transport:
     async def request(
         self,
         method: str,
-        registry: str,
-        api_host: str,
+        repository: Repository,
         path: str,
         *,
-        scope: str,
         headers: Mapping[str, str] | None = None,
         max_bytes: int,
     ) -> Response:
-        """Send ``method path`` to the registry, authenticating as its challenge asks.
-
-        ``registry`` names the credentials to use (``docker.io``), ``api_host`` the server
-        (``registry-1.docker.io``), ``scope`` the token scope (``repository:library/nginx:pull``).
-        """
-        state = self._hosts.setdefault(api_host, _HostState())
-        base_url = await self._base_url(registry, api_host, state)
-        url = httpx.URL(base_url + path)
-        request_headers = dict(headers or {})
-        authorization = await self._authorization(registry, api_host, state, scope, retry=False)
-        client = self._client(self._settings_for(registry))
-        response = await self._send(client, method, url, request_headers, authorization, api_host, max_bytes)
+        """Send ``method path`` to the repository's registry, authenticating as its challenge asks."""
+        state = self._host(repository)
+        scope = f"repository:{repository.path}:pull"
+        authorization = await self._authorization(repository, state, scope, renew=False)
+        response = await self._send_to_registry(method, repository, state, path, headers, authorization, max_bytes)
         if response.status != 401:
             return response
         challenges = parse_challenges(response.headers.get_list("www-authenticate"))
-        usable = [c for c in challenges if c.scheme in ("bearer", "basic")]
+        usable = [challenge for challenge in challenges if challenge.scheme in ("bearer", "basic")]
         if not usable:
-            raise RegistryError(f"{api_host}: unauthorized, and the registry offers no supported authentication")
-        challenge = next((c for c in usable if c.scheme == "bearer"), usable[0])
-        state.challenge = challenge
-        authorization = await self._authorization(
-            registry, api_host, state, challenge.params.get("scope") or scope, retry=True
-        )
+            raise RegistryError(f"{repository.api_host}: unauthorized, and the registry offers no supported scheme")
+        state.challenge = next((c for c in usable if c.scheme == "bearer"), usable[0])
+        challenge_scope = state.challenge.params.get("scope") or scope
+        authorization = await self._authorization(repository, state, challenge_scope, renew=True)
+        credential = await self._credential(repository)
         if authorization is None:
-            raise RegistryError(f"{api_host}: authentication required; add credentials with 'docker login {registry}'")
-        response = await self._send(client, method, url, request_headers, authorization, api_host, max_bytes)
+            raise RegistryError(
+                f"{repository.api_host}: authentication required for {repository}; "
+                f"add credentials with 'docker login {repository.registry}'"
+            )
+        response = await self._send_to_registry(method, repository, state, path, headers, authorization, max_bytes)
         if response.status == 401:
-            if self._keychain.resolve(registry) is None:
+            if credential is None:
                 raise RegistryError(
-                    f"{api_host}: anonymous access refused; add credentials with 'docker login {registry}'"
+                    f"{repository.api_host}: anonymous access to {repository} refused; "
+                    f"add credentials with 'docker login {repository.registry}'"
                 )
-            raise RegistryError(f"{api_host}: credentials for {registry} were rejected (401)")
+            raise RegistryError(f"{repository.api_host}: credentials for {repository.registry} were rejected (401)")
         return response
 
-    # -- scheme and TLS -------------------------------------------------------------------------
+    # -- hosts, schemes and TLS -----------------------------------------------------------------
 
-    def _settings_for(self, registry: str) -> HostSettings:
-        return self._settings.get(registry, HostSettings())
+    def _host(self, repository: Repository) -> _HostState:
+        return self._state_for(repository.api_host, self._settings.get(repository.registry, HostSettings()))
 
-    def _plain_http_allowed(self, registry: str, api_host: str) -> bool:
-        return self._settings_for(registry).insecure or is_loopback(api_host)
+    def _state_for(self, key: str, settings: HostSettings) -> _HostState:
+        state = self._hosts.get(key)
+        if state is None:
+            state = _HostState(settings, asyncio.Semaphore(settings.concurrency))
+            self._hosts[key] = state
+        return state
 
     def _client(self, settings: HostSettings) -> httpx.AsyncClient:
-        key = (settings.insecure, settings.ca_cert)
+        key = (settings.insecure, settings.ca_cert, settings.timeout)
         if key not in self._clients:
             self._clients[key] = httpx.AsyncClient(
                 verify=_ssl_context(settings),
-                timeout=self._timeout,
-                limits=self._limits,
+                timeout=httpx.Timeout(settings.timeout),
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
                 follow_redirects=False,
+                http2=True,
                 headers={"User-Agent": _USER_AGENT},
             )
         return self._clients[key]
 
-    async def _base_url(self, registry: str, api_host: str, state: _HostState) -> str:
-        if state.base_url is not None:
-            return state.base_url
-        async with state.lock:
-            if state.base_url is None:
-                state.base_url = await self._probe_scheme(registry, api_host)
-            return state.base_url
+    async def _send_to_registry(
+        self,
+        method: str,
+        repository: Repository,
+        state: _HostState,
+        path: str,
+        headers: Mapping[str, str] | None,
+        authorization: str | None,
+        max_bytes: int,
+    ) -> Response:
+        """Send to the registry; the first request to a host that may use plain HTTP decides the scheme."""
+        host = repository.api_host
+        if state.scheme is None:
+            async with state.scheme_lock:
+                if state.scheme is None and not (state.settings.insecure or is_loopback(host)):
+                    state.scheme = "https"
+                if state.scheme is None:
+                    https = httpx.URL(f"https://{host}{path}")
+                    try:
+                        response = await self._send(
+                            state, method, https, headers, authorization, max_bytes, retry_connection=False
+                        )
+                    except _ConnectionFailedError:
+                        state.scheme = "http"  # the host does not speak TLS: allowed for loopback and insecure
+                    else:
+                        state.scheme = "https"
+                        self._note_rate_limit(repository, state, response)
+                        return response
+        url = httpx.URL(f"{state.scheme}://{host}{path}")
+        response = await self._send(state, method, url, headers, authorization, max_bytes)
+        self._note_rate_limit(repository, state, response)
+        return response
 
-    async def _probe_scheme(self, registry: str, api_host: str) -> str:
-        https = f"https://{api_host}"
-        if not self._plain_http_allowed(registry, api_host):
-            return https
-        try:
-            await self._client(self._settings_for(registry)).get(f"{https}/v2/")
-        except httpx.ConnectError as error:
-            if _is_certificate_error(error):
-                raise RegistryError(
-                    f"{api_host}: TLS certificate not trusted ({_describe(error)}); "
-                    f'set ca-cert or insecure under [registries."{registry}"]'
-                ) from None
-            return f"http://{api_host}"
-        except httpx.HTTPError as error:
-            raise RegistryError(f"{api_host}: cannot connect: {_describe(error)}") from None
-        return https
+    def _note_rate_limit(self, repository: Repository, state: _HostState, response: Response) -> None:
+        remaining = _rate_limit_value(response.headers.get("ratelimit-remaining"))
+        if remaining is None or state.rate_limit_warned:
+            return
+        limit = _rate_limit_value(response.headers.get("ratelimit-limit"))
+        if remaining < max(_RATE_LIMIT_WARNING, (limit or 0) // 10):
+            state.rate_limit_warned = True
+            of_limit = f" of {limit}" if limit is not None else ""
+            self._events.warning(
+                f"{repository.api_host}: only {remaining}{of_limit} pulls left in the rate-limit window; "
+                f"log in ('docker login {repository.registry}') for a higher limit"
+            )
 
     # -- authentication ------------------------------------------------------------------------
 
-    async def _authorization(
-        self, registry: str, api_host: str, state: _HostState, scope: str, *, retry: bool
-    ) -> str | None:
+    async def _credential(self, repository: Repository) -> Credential | None:
+        """The repository's credential, looked up once per run (helpers may be slow programs)."""
+        if repository not in self._credentials:
+            self._credentials[repository] = asyncio.ensure_future(asyncio.to_thread(self._keychain.resolve, repository))
+        return await asyncio.shield(self._credentials[repository])
+
+    async def _authorization(self, repository: Repository, state: _HostState, scope: str, *, renew: bool) -> str | None:
         challenge = state.challenge
         if challenge is None:
             return None
-        credential = self._keychain.resolve(registry)
+        credential = await self._credential(repository)
         if challenge.scheme == "basic":
             if credential is None or not credential.username:
                 return None
-            secret = base64.b64encode(f"{credential.username}:{credential.password}".encode()).decode()
-            return f"Basic {secret}"
+            return _basic(credential)
         if credential is not None and credential.registry_token:
             return f"Bearer {credential.registry_token}"
-        token = await self._token(registry, api_host, challenge, scope, credential, force=retry)
+        token = await self._token(repository, state, challenge, scope, credential, renew=renew)
         return f"Bearer {token}"
 
     async def _token(
         self,
-        registry: str,
-        api_host: str,
+        repository: Repository,
+        state: _HostState,
         challenge: Challenge,
         scope: str,
         credential: Credential | None,
         *,
-        force: bool,
+        renew: bool,
     ) -> str:
         realm = challenge.realm
         if not realm:
-            raise RegistryError(f"{api_host}: bearer challenge without a realm")
+            raise RegistryError(f"{repository.api_host}: bearer challenge without a realm")
         service = challenge.params.get("service", "")
-        identity = credential.identity if credential else ""
-        key = (realm, service, scope, identity)
-        lock = self._token_locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        key = (realm, service, scope, credential.identity if credential else "")
+        async with self._token_locks.setdefault(key, asyncio.Lock()):
             cached = self._tokens.get(key)
-            if cached is not None and not force and cached.expires_at - _TOKEN_RENEW_MARGIN > time.monotonic():
+            fresh = cached is not None and cached.expires_at - _TOKEN_RENEW_MARGIN > time.monotonic()
+            if cached is not None and fresh and not renew:
                 return cached.value
-            token = await self._fetch_token(registry, api_host, realm, service, scope, credential)
+            token = await self._fetch_token(repository, state, realm, service, scope, credential)
             self._tokens[key] = token
             return token.value
 
     async def _fetch_token(
-        self, registry: str, api_host: str, realm: str, service: str, scope: str, credential: Credential | None
+        self,
+        repository: Repository,
+        state: _HostState,
+        realm: str,
+        service: str,
+        scope: str,
+        credential: Credential | None,
     ) -> _Token:
+        host = repository.api_host
         realm_url = httpx.URL(realm)
         if realm_url.scheme not in ("https", "http") or not realm_url.host:
-            raise RegistryError(f"{api_host}: token realm {realm!r} is not an http(s) URL")
-        if realm_url.scheme == "http" and not self._plain_http_allowed(registry, api_host):
-            raise RegistryError(f"{api_host}: refusing token realm over plain HTTP ({realm})")
-        query = {"service": service, "scope": scope} if service else {"scope": scope}
-        url = realm_url.copy_merge_params(query)
-        authorization = None
-        if credential is not None and credential.username and not credential.identity_token:
-            secret = base64.b64encode(f"{credential.username}:{credential.password}".encode()).decode()
-            authorization = f"Basic {secret}"
-        settings = self._settings_for(registry)
-        if realm_url.netloc.decode() != api_host:
-            # Another host: the registry's own CA may apply, its 'insecure' does not.
-            settings = HostSettings(insecure=False, ca_cert=settings.ca_cert)
+            raise RegistryError(f"{host}: token realm {realm!r} is not an http(s) URL")
+        if realm_url.scheme == "http" and not (state.settings.insecure or is_loopback(host)):
+            raise RegistryError(f"{host}: refusing to send a token request over plain HTTP ({realm})")
+        token_state = state
+        if realm_url.netloc.decode() != host:
+            # Another host: the registry's CA may apply; its 'insecure' does not.
+            settings = HostSettings(ca_cert=state.settings.ca_cert, timeout=state.settings.timeout)
+            token_state = self._state_for(f"realm {realm_url.netloc.decode()}", settings)
+        params = {"service": service, "scope": scope} if service else {"scope": scope}
         started = time.monotonic()
-        response = await self._send(
-            self._client(settings), "GET", url, {}, authorization, realm_url.host, MAX_TOKEN_BODY
-        )
+        if credential is not None and credential.identity_token:
+            form = {**params, "grant_type": "refresh_token", "refresh_token": credential.identity_token}
+            response = await self._send(
+                token_state,
+                "POST",
+                realm_url,
+                {"Content-Type": "application/x-www-form-urlencoded"},
+                None,
+                MAX_TOKEN_BODY,
+                content=urlencode({**form, "client_id": _OAUTH_CLIENT_ID}).encode(),
+            )
+        else:
+            authorization = _basic(credential) if credential is not None and credential.username else None
+            url = realm_url.copy_merge_params(params)
+            response = await self._send(token_state, "GET", url, None, authorization, MAX_TOKEN_BODY)
         if response.status in (401, 403):
-            raise RegistryError(f"{api_host}: token server refused the credentials for {registry} ({response.status})")
+            raise RegistryError(
+                f"{host}: token server refused the credentials for {repository.registry} ({response.status})"
+            )
         if response.status != 200:
-            raise RegistryError(f"{api_host}: token server {realm_url.host} answered {response.status}")
+            raise RegistryError(f"{host}: token server {realm_url.host} answered HTTP {response.status}")
         try:
             document = json.loads(response.body)
             value = document.get("token") or document.get("access_token")
             expires_in = document.get("expires_in", 60)
         except (ValueError, AttributeError):
-            raise RegistryError(f"{api_host}: token server sent invalid JSON") from None
+            raise RegistryError(f"{host}: token server sent invalid JSON") from None
         if not isinstance(value, str) or not value:
-            raise RegistryError(f"{api_host}: token server sent no token")
+            raise RegistryError(f"{host}: token server sent no token")
         if not isinstance(expires_in, int | float) or isinstance(expires_in, bool):
             expires_in = 60
         return _Token(value, started + max(float(expires_in), 60.0))
@@ -286,70 +358,120 @@ class Transport:
 
     async def _send(
         self,
-        client: httpx.AsyncClient,
+        state: _HostState,
         method: str,
         url: httpx.URL,
-        headers: Mapping[str, str],
+        headers: Mapping[str, str] | None,
         authorization: str | None,
-        api_host: str,
         max_bytes: int,
+        *,
+        content: bytes | None = None,
+        retry_connection: bool = True,
     ) -> Response:
-        """Send with bounded retries and safe redirects; read at most ``max_bytes`` of body."""
-        registry_origin = (url.scheme, url.host, url.port)
-        for attempt in range(1, _MAX_ATTEMPTS + 1):
-            current = url
-            for _ in range(_MAX_REDIRECTS + 1):
-                request_headers = dict(headers)
-                if authorization is not None and (current.scheme, current.host, current.port) == registry_origin:
-                    request_headers["Authorization"] = authorization
-                response = await self._send_once(client, method, current, request_headers, api_host, max_bytes)
-                location = response.headers.get("location")
-                if response.status not in (301, 302, 303, 307, 308) or not location:
-                    break
-                target = current.join(location)
-                if current.scheme == "https" and target.scheme != "https":
-                    raise RegistryError(f"{api_host}: refusing redirect from HTTPS to {target.scheme}: {target}")
-                if target.scheme not in ("https", "http"):
-                    raise RegistryError(f"{api_host}: refusing redirect to {target}")
-                current = target
-            else:
-                raise RegistryError(f"{api_host}: more than {_MAX_REDIRECTS} redirects for {url.path}")
-            if response.status in _RETRY_STATUSES and attempt < _MAX_ATTEMPTS:
-                await asyncio.sleep(_retry_delay(response.headers.get("retry-after"), attempt))
+        """Send with bounded retries and safe redirects; read at most ``max_bytes`` of body.
+
+        ``Authorization`` is only ever sent to ``url``'s own origin. With ``retry_connection``
+        false, a connection failure is raised as ``_ConnectionFailedError`` at once.
+        """
+        origin = _origin(url)
+        attempts = self._retry.attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                response = await self._follow(state, method, url, origin, headers, authorization, max_bytes, content)
+            except _ConnectionFailedError as failure:
+                if not retry_connection:
+                    raise
+                if attempt == attempts:
+                    reason = _describe(failure.cause)
+                    raise RegistryError(f"{url.netloc.decode()}: {reason} (after {attempts} attempts)") from None
+                await asyncio.sleep(self._retry.delay(attempt, None))
                 continue
-            return response
+            if response.status in _RETRY_STATUSES and attempt < attempts:
+                await asyncio.sleep(self._retry.delay(attempt, response.headers.get("retry-after")))
+                continue
+            return Response(response.status, response.headers, response.body, response.url, attempt)
         raise AssertionError("unreachable")
+
+    async def _follow(
+        self,
+        state: _HostState,
+        method: str,
+        url: httpx.URL,
+        origin: tuple[str, str, int | None],
+        headers: Mapping[str, str] | None,
+        authorization: str | None,
+        max_bytes: int,
+        content: bytes | None,
+    ) -> Response:
+        current = url
+        for _ in range(_MAX_REDIRECTS + 1):
+            request_headers = dict(headers or {})
+            if authorization is not None and _origin(current) == origin:
+                request_headers["Authorization"] = authorization
+            response = await self._send_once(state, method, current, request_headers, max_bytes, content)
+            location = response.headers.get("location")
+            if response.status not in _REDIRECT_STATUSES or not location:
+                return response
+            target = current.join(location)
+            if target.scheme not in ("https", "http") or (current.scheme == "https" and target.scheme != "https"):
+                raise RegistryError(f"{url.host}: refusing redirect from {current.scheme} to {target}")
+            current = target
+        raise RegistryError(f"{url.host}: more than {_MAX_REDIRECTS} redirects for {url.path}")
 
     async def _send_once(
         self,
-        client: httpx.AsyncClient,
+        state: _HostState,
         method: str,
         url: httpx.URL,
         headers: dict[str, str],
-        api_host: str,
         max_bytes: int,
+        content: bytes | None,
     ) -> Response:
-        slot = self._host_slots.setdefault(url.netloc.decode(), asyncio.Semaphore(self._host_limit))
+        client = self._client(state.settings)
         try:
-            async with slot, client.stream(method, url, headers=headers) as response:
+            async with state.slots, client.stream(method, url, headers=headers, content=content) as response:
                 limit = max_bytes if response.status_code < 400 else min(max_bytes, MAX_ERROR_BODY)
                 declared = response.headers.get("content-length")
+                too_large = RegistryError(f"{url.host}: response to {url.path} is larger than {limit} bytes")
                 if method != "HEAD" and declared and declared.isdigit() and int(declared) > limit:
-                    raise RegistryError(f"{api_host}: response to {url.path} is larger than {limit} bytes")
+                    raise too_large
                 body = bytearray()
                 if method != "HEAD":
                     async for chunk in response.aiter_bytes():
                         body += chunk
                         if len(body) > limit:
-                            raise RegistryError(f"{api_host}: response to {url.path} is larger than {limit} bytes")
+                            raise too_large
                 return Response(response.status_code, response.headers, bytes(body), url)
-        except httpx.TimeoutException:
-            raise RegistryError(f"{api_host}: timed out talking to {url.host}") from None
-        except httpx.HTTPError as error:
-            raise RegistryError(f"{api_host}: cannot connect to {url.host}: {_describe(error)}") from None
+        except (httpx.TransportError, ssl.SSLError) as error:
+            if isinstance(error, httpx.UnsupportedProtocol):
+                raise RegistryError(f"{url.host}: unsupported URL {url}") from None
+            if _is_certificate_error(error):
+                raise RegistryError(
+                    f"{url.netloc.decode()}: TLS certificate not trusted ({_describe(error)}); "
+                    "set ca-cert, or insecure, for this registry under [registries] in images.toml"
+                ) from None
+            raise _ConnectionFailedError(error) from error
+
+
+class _ConnectionFailedError(Exception):
+    """A transport-level failure (refused, reset, timed out, TLS): retried, then reported."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return (url.scheme, url.host, url.port)
+
+
+def _basic(credential: Credential) -> str:
+    secret = base64.b64encode(f"{credential.username}:{credential.password}".encode()).decode()
+    return f"Basic {secret}"
 
 
 def _ssl_context(settings: HostSettings) -> ssl.SSLContext | bool:
+    """System CAs (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured) plus certifi's, plus the host's ca-cert."""
     if settings.insecure:
         return False
     context = ssl.create_default_context()
@@ -357,7 +479,7 @@ def _ssl_context(settings: HostSettings) -> ssl.SSLContext | bool:
         import certifi
 
         context.load_verify_locations(cafile=certifi.where())
-    except ImportError:  # pragma: no cover - certifi ships with httpx
+    except ImportError:  # pragma: no cover - certifi comes with httpx
         pass
     if settings.ca_cert is not None:
         context.load_verify_locations(cafile=str(settings.ca_cert))
@@ -373,19 +495,27 @@ def _is_certificate_error(error: BaseException) -> bool:
     return False
 
 
-def _retry_delay(retry_after: str | None, attempt: int) -> float:
-    if retry_after:
-        if retry_after.strip().isdigit():
-            return min(float(retry_after.strip()), _MAX_RETRY_DELAY)
-        try:
-            parsed = email.utils.parsedate_to_datetime(retry_after)
-            return min(max(parsed.timestamp() - time.time(), 0.0), _MAX_RETRY_DELAY)
-        except (TypeError, ValueError):
-            pass
-    backoff: float = min(0.25 * 2 ** (attempt - 1), _MAX_RETRY_DELAY)
-    return backoff * random.uniform(0.5, 1.5)
+def _parse_retry_after(value: str) -> float | None:
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(moment.timestamp() - time.time(), 0.0)
+
+
+def _rate_limit_value(header: str | None) -> int | None:
+    """``76;w=21600`` → 76 (Docker Hub's ratelimit-limit and ratelimit-remaining)."""
+    if not header:
+        return None
+    head = header.split(";", 1)[0].strip()
+    return int(head) if head.isdigit() else None
 
 
 def _describe(error: BaseException) -> str:
+    if isinstance(error, httpx.TimeoutException):
+        return "timed out"
     text = str(error) or type(error).__name__
     return text.splitlines()[0]
