@@ -1,12 +1,18 @@
 """A small HTTP proxy in front of the real registry, for what a real server cannot show.
 
-Every request is forwarded to the upstream registry; a ``tamper`` hook may rewrite the answer
-(body, headers, status) before the client sees it. The proxy counts requests by path.
+Every request is forwarded to the upstream registry. Before forwarding, an ``intercept`` hook may
+answer in the registry's place, reset the connection, or delay; after, a ``tamper`` hook may
+rewrite the answer (body, headers, status). The proxy counts requests by path, records the
+Authorization header of each, and the most requests it saw in flight at once.
 """
 
 from __future__ import annotations
 
 import http.client
+import socket
+import struct
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +29,10 @@ class Answer:
 
 
 Tamper = Callable[[str, str, Answer], Answer]  # (method, path, upstream answer) → answer to send
+RESET = "reset"
+# (method, path) → an answer to send instead of the registry's, RESET to drop the connection,
+# seconds to wait before forwarding, or None to forward at once.
+Intercept = Callable[[str, str], "Answer | str | float | None"]
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "te", "trailer", "upgrade"}
 
 
@@ -30,9 +40,13 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"
 class Proxy:
     upstream: str  # host:port of the real registry (plain HTTP)
     tamper: Tamper | None = None
+    intercept: Intercept | None = None
     requests: Counter[str] = field(default_factory=Counter)
     authorizations: list[str | None] = field(default_factory=list)  # the Authorization header of each request
     server: ThreadingHTTPServer | None = None
+    in_flight: int = 0
+    most_in_flight: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def host(self) -> str:
@@ -53,6 +67,27 @@ class Proxy:
                 request_body = self.rfile.read(length) if length else None
                 proxy.requests[f"{self.command} {self.path.split('?')[0]}"] += 1
                 proxy.authorizations.append(self.headers.get("authorization"))
+                with proxy._lock:
+                    proxy.in_flight += 1
+                    proxy.most_in_flight = max(proxy.most_in_flight, proxy.in_flight)
+                try:
+                    self._answer(request_body)
+                finally:
+                    with proxy._lock:
+                        proxy.in_flight -= 1
+
+            def _answer(self, request_body: bytes | None) -> None:
+                action = proxy.intercept(self.command, self.path) if proxy.intercept is not None else None
+                if action == RESET:
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if isinstance(action, int | float):
+                    time.sleep(action)
+                if isinstance(action, Answer):
+                    self._send(action)
+                    return
                 connection = http.client.HTTPConnection(proxy.upstream, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"host"}}
                 headers["Host"] = proxy.upstream
@@ -66,6 +101,9 @@ class Proxy:
                 connection.close()
                 if proxy.tamper is not None:
                     answer = proxy.tamper(self.command, self.path, answer)
+                self._send(answer)
+
+            def _send(self, answer: Answer) -> None:
                 self.send_response(answer.status)
                 for key, value in answer.headers.items():
                     self.send_header(key, value)

@@ -37,6 +37,7 @@ def _b64url(data: bytes) -> str:
 class TokenIssuer:
     workdir: Path
     users: dict[str, str]  # username → password; anonymous callers get nothing
+    refresh_tokens: dict[str, str] = field(default_factory=dict)  # OAuth2 refresh token → username
     expires_in: int = 300
     requests: Counter[str] = field(default_factory=Counter)
     server: ThreadingHTTPServer | None = None
@@ -101,6 +102,26 @@ class TokenIssuer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
+            def _reply(self, status: int, document: dict[str, object] | None = None) -> None:
+                body = json.dumps(document or {}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                """The OAuth2 refresh-token grant that ``identitytoken`` credentials use."""
+                length = int(self.headers.get("content-length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                issuer.requests["POST " + form.get("grant_type", [""])[0]] += 1
+                user = issuer.refresh_tokens.get(form.get("refresh_token", [""])[0])
+                if form.get("grant_type") != ["refresh_token"] or user is None or form.get("service") != [SERVICE]:
+                    self._reply(401, {"error": "invalid_grant"})
+                    return
+                token = issuer.token(user, form.get("scope", []))
+                self._reply(200, {"access_token": token, "expires_in": issuer.expires_in})
+
             def do_GET(self) -> None:
                 query = parse_qs(urlsplit(self.path).query)
                 issuer.requests[self.headers.get("authorization", "anonymous").split(" ")[0]] += 1
@@ -109,18 +130,11 @@ class TokenIssuer:
                 if authorization.startswith("Basic "):
                     user, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
                     if issuer.users.get(user) != password:
-                        self.send_response(401)
-                        self.end_headers()
+                        self._reply(401, {"details": "incorrect username or password"})
                         return
                     subject = user
-                body = json.dumps(
-                    {"token": issuer.token(subject, query.get("scope", [])), "expires_in": issuer.expires_in}
-                )
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body.encode())
+                token = issuer.token(subject, query.get("scope", []))
+                self._reply(200, {"token": token, "expires_in": issuer.expires_in})
 
         self.server = serve(Handler)
         return self
