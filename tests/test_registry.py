@@ -358,3 +358,10 @@ def test_tags_are_listed_once_per_repository_and_run(project: Project, proxy: Pr
     )
     assert project.run("lock").exit_code == 0
     assert proxy.requests["GET /v2/library/nginx/tags/list"] == 1
+
+
+def test_ssl_cert_file_is_honoured(project: Project, tls_registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_registry.server.workdir / "registry.crt"))
+    project.write(f'[images.app]\nimage = "{tls_registry.host}/team/secure"\nversion = ">=1"\n')
+    result = project.run("lock")
+    assert result.exit_code == 0, result.stderr

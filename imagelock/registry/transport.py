@@ -39,7 +39,7 @@ from imagelock.registry.challenge import Challenge, parse_challenges
 
 MAX_ERROR_BODY = 1 << 20
 MAX_TOKEN_BODY = 1 << 20
-DEFAULT_CONCURRENCY = 16
+DEFAULT_CONCURRENCY = 32
 DEFAULT_TIMEOUT = 30.0
 _MAX_REDIRECTS = 5
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
