@@ -74,7 +74,8 @@ def main() -> None:
             print(f"images {options.images}, tags {options.tags}, RTT {options.rtt_ms:.0f} ms, runs {options.runs}")
             print(f"{'cold lock (median)':<28}{median:8.2f} s   spread {min(times):.2f}-{max(times):.2f} s")
             print(f"{'floor (start-up + chain)':<28}{floor:8.2f} s   ratio {median / floor:.2f}")
-            print(f"{'one image after another':<28}{sequential:8.2f} s   imagelock is {sequential / median:.1f}x faster")
+            speedup = sequential / median
+            print(f"{'one image after another':<28}{sequential:8.2f} s   imagelock is {speedup:.1f}x faster")
             print(f"{'requests per image':<28}{requests / options.images:8.2f}")
         finally:
             proxy.stop()

@@ -1,0 +1,206 @@
+"""images.toml: what loads, what is refused (with file, image and key named), and what counts as a change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagelock.config import Config, load_config
+from imagelock.errors import InputError
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "images.toml.example"
+
+
+def load(tmp_path: Path, text: str) -> Config:
+    path = tmp_path / "images.toml"
+    path.write_text(text)
+    return load_config(path)
+
+
+def test_the_example_loads() -> None:
+    config = load_config(EXAMPLE)
+    assert set(config.images) == {"web", "base", "cache", "db"}
+    web = config.images["web"]
+    assert str(web.repository) == "docker.io/library/nginx"
+    assert web.matcher is not None
+    assert web.matcher.variant == "alpine"
+    assert [str(p) for p in web.platforms] == ["linux/amd64", "linux/arm64"]
+    assert config.images["db"].tag == "16.4"
+    assert str(config.images["db"].repository) == "docker.io/library/postgres"
+
+
+def test_the_issue_example_loads(tmp_path: Path) -> None:
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    config = load(
+        tmp_path,
+        """
+[defaults]
+platforms = ["linux/amd64", "linux/arm64"]
+
+[registries."registry.example.com:5000"]
+insecure = true
+ca-cert = "certs/ca.pem"
+
+[images.web]
+image = "nginx"
+version = ">=1.25,<1.27"
+variant = "alpine"
+prereleases = false
+exclude = ["1.25.2"]
+platforms = ["linux/amd64"]
+
+[images.cache]
+image = "redis"
+tag = "7.2"
+
+[images.ubuntu]
+image = "ubuntu"
+tag-pattern = '^jammy-(?P<version>\\d{8})$'
+
+[images]
+db = "postgres:16.4"
+""",
+    )
+    assert [str(p) for p in config.images["web"].platforms] == ["linux/amd64"]
+    assert [str(p) for p in config.images["cache"].platforms] == ["linux/amd64", "linux/arm64"]
+    settings = config.registries["registry.example.com:5000"]
+    assert settings.insecure
+    assert settings.ca_cert == tmp_path / "certs" / "ca.pem"
+    assert config.images["ubuntu"].matcher is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        ("colour = 1\n", "top level", "unknown key 'colour'"),
+        ("version = 2\n", "key 'version'", "unsupported version"),
+        ("[defaults]\nverify = 1\n", "[defaults]", "unknown key 'verify'"),
+        ('[defaults]\nplatforms = "linux/amd64"\n', "[defaults]", "expected a list of strings"),
+        ('[defaults]\nplatforms = ["linux"]\n', "[defaults]", "invalid platform 'linux'"),
+        ('[images.web]\nimage = "nginx"\nversion = ">=1"\nflavour = "x"\n', "[images.web]", "unknown key 'flavour'"),
+        ('[images.web]\nimage = "nginx"\nversion = 5\n', "[images.web]", "key 'version': expected a string"),
+        ('[images.web]\nimage = "nginx"\nversion = ">=1"\nprereleases = "yes"\n', "[images.web]", "'prereleases'"),
+        ('[images.web]\nimage = "nginx"\nversion = ">=1"\nexclude = "1.0"\n', "[images.web]", "'exclude'"),
+        ('[images.web]\nimage = "nginx"\nversion = ">=1"\nexclude = ["bad tag"]\n', "[images.web]", "'exclude'"),
+        ('[images.web]\nimage = "nginx"\nversion = ">=1"\nplatforms = "linux/amd64"\n', "[images.web]", "'platforms'"),
+        ('[images.web]\nimage = "nginx"\nversion = "=>1.25"\n', "[images.web]", "invalid PEP 440 specifier"),
+        ('[images.web]\nimage = "nginx"\ntag-pattern = "(unclosed"\n', "[images.web]", "invalid regex"),
+        ('[images.web]\nimage = "nginx"\ntag-pattern = "^v(.*)$"\n', "[images.web]", "named group 'version'"),
+        ('[images.web]\nimage = "nginx"\ntag = "1"\nversion = ">=1"\n', "[images.web]", "'tag' cannot be combined"),
+        (
+            '[images.web]\nimage = "nginx"\ntag = "1"\ntag-pattern = "(?P<version>.*)"\n',
+            "[images.web]",
+            "cannot be combined",
+        ),
+        ('[images.web]\nimage = "nginx"\ntag = "1"\nvariant = "alpine"\n', "[images.web]", "'variant'"),
+        ('[images.web]\nimage = "nginx"\ntag = "bad tag"\n', "[images.web]", "invalid tag"),
+        (
+            '[images.web]\nimage = "nginx"\nvariant = "alpine"\ntag-pattern = "(?P<version>.*)"\n',
+            "[images.web]",
+            "'variant' cannot be combined with 'tag-pattern'",
+        ),
+        ('[images.web]\nimage = "nginx"\n', "[images.web]", "needs one of 'version', 'tag' or 'tag-pattern'"),
+        ('[images.web]\nversion = ">=1"\n', "[images.web]", "missing key 'image'"),
+        ('[images.web]\nimage = "nginx:1.26"\nversion = ">=1"\n', "[images.web]", "has a tag or digest"),
+        ('[images.web]\nimage = "NGINX"\nversion = ">=1"\n', "[images.web]", "key 'image'"),
+        ('[images.web]\nimage = 5\nversion = ">=1"\n', "[images.web]", "key 'image': expected a string"),
+        ("[images]\nweb = 5\n", "[images.web]", "expected a table"),
+        ('[images]\ndb = "postgres"\n', "[images] db", "must be a reference with a tag"),
+        ('[images]\ndb = "post gres:1"\n', "[images] db", "invalid image reference"),
+        ('[images."bad name"]\nimage = "nginx"\ntag = "1"\n', "[images.bad name]", "invalid name"),
+        (
+            '[images.web]\nimage = "nginx"\ntag = "1"\n[images.Web]\nimage = "nginx"\ntag = "2"\n',
+            "[images.Web]",
+            "duplicate name",
+        ),
+        ('[registries."bad host!"]\ninsecure = true\n', '[registries."bad host!"]', "invalid registry host"),
+        ('[registries."r.io"]\ninsecure = "yes"\n', '[registries."r.io"]', "'insecure'"),
+        ('[registries."r.io"]\nca-cert = "missing.pem"\n', '[registries."r.io"]', "not found"),
+        ('[registries."r.io"]\nconcurrency = 0\n', '[registries."r.io"]', "'concurrency'"),
+        ('[registries."r.io"]\ntimeout = -1\n', '[registries."r.io"]', "'timeout'"),
+        ('[registries."r.io"]\nproxy = "x"\n', '[registries."r.io"]', "unknown key 'proxy'"),
+    ],
+)
+def test_bad_input_names_file_image_and_key(tmp_path: Path, text: str, where: str, message: str) -> None:
+    with pytest.raises(InputError) as raised:
+        load(tmp_path, text)
+    error = str(raised.value)
+    assert error.startswith(f"{tmp_path / 'images.toml'}: {where}")
+    assert message in error
+    assert "\n" not in error
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"[images.web\n", "invalid TOML"),
+        (b'[images.web]\nimage = "a"\n[images.web]\nimage = "b"\n', "invalid TOML"),  # TOML forbids duplicates
+        (b"\xff\xfe garbage", "not UTF-8"),
+    ],
+)
+def test_unreadable_files(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "images.toml"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message) as raised:
+        load_config(path)
+    assert str(path) in str(raised.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        load_config(tmp_path / "images.toml")
+
+
+def test_empty_file_is_an_empty_project(tmp_path: Path) -> None:
+    assert load(tmp_path, "").images == {}
+
+
+BASE = (
+    '[images.web]\nimage = "nginx"\nversion = ">=1.25,<1.27"\n'
+    'exclude = ["1.25.2", "1.25.3"]\nplatforms = ["linux/arm64", "linux/amd64"]\n'
+)
+
+
+@pytest.mark.parametrize(
+    "same",
+    [
+        BASE.replace(">=1.25,<1.27", "<1.27, >=1.25"),
+        BASE.replace('["1.25.2", "1.25.3"]', '["1.25.3", "1.25.2"]'),
+        BASE.replace('["linux/arm64", "linux/amd64"]', '["linux/amd64", "linux/arm64/v8"]'),
+        BASE.replace('"nginx"', '"docker.io/library/nginx"'),
+        "# a comment\n" + BASE + '[registries."r.io"]\ninsecure = true\n',
+    ],
+)
+def test_reformatting_is_not_a_change(tmp_path: Path, same: str) -> None:
+    before = load(tmp_path, BASE)
+    after = load(tmp_path, same)
+    assert after.images["web"].spec_hash == before.images["web"].spec_hash
+    assert after.inputs_hash == before.inputs_hash
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        BASE.replace(">=1.25,<1.27", ">=1.25"),
+        BASE.replace('["1.25.2", "1.25.3"]', '["1.25.2"]'),
+        BASE.replace('["linux/arm64", "linux/amd64"]', '["linux/amd64"]'),
+        BASE.replace('"nginx"', '"ghcr.io/nginx/nginx"'),
+        BASE + 'variant = "alpine"\n',
+        BASE + "prereleases = true\n",
+        BASE + "prereleases = false\n",
+    ],
+)
+def test_resolution_relevant_changes_change_the_spec(tmp_path: Path, changed: str) -> None:
+    before = load(tmp_path, BASE)
+    after = load(tmp_path, changed)
+    assert after.images["web"].spec_hash != before.images["web"].spec_hash
+    assert after.inputs_hash != before.inputs_hash
+
+
+def test_adding_an_image_changes_inputs_but_not_other_specs(tmp_path: Path) -> None:
+    before = load(tmp_path, BASE)
+    after = load(tmp_path, BASE + '[images.cache]\nimage = "redis"\ntag = "7.2"\n')
+    assert after.inputs_hash != before.inputs_hash
+    assert after.images["web"].spec_hash == before.images["web"].spec_hash
