@@ -21,6 +21,7 @@ from imagelock.registry.transport import is_loopback
 from tests.conftest import PASSWORD, USER, Project, Registry, TokenRegistry, login
 from tests.support.proxy import Answer, Proxy, Tamper
 from tests.support.registry import RegistryServer, Seeder
+from tests.support.tokens import TokenIssuer
 
 
 @pytest.fixture
@@ -365,3 +366,41 @@ def test_ssl_cert_file_is_honoured(project: Project, tls_registry: Registry, mon
     project.write(f'[images.app]\nimage = "{tls_registry.host}/team/secure"\nversion = ">=1"\n')
     result = project.run("lock")
     assert result.exit_code == 0, result.stderr
+
+
+def test_tag_list_pages_are_capped(project: Project, proxy: Proxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    def endless(method: str, path: str, answer: Answer) -> Answer:
+        if "/tags/list" not in path:
+            return answer
+        headers = {**answer.headers, "Link": '</v2/library/nginx/tags/list?n=1&last=again>; rel="next"'}
+        return Answer(answer.status, headers, answer.body)
+
+    monkeypatch.setattr("imagelock.registry.client.MAX_TAG_PAGES", 5)
+    proxy.tamper = endless
+    project.write(nginx_config(proxy.host, 'version = ">=1.20"'))
+    result = project.run("lock")
+    assert result.exit_code == 3
+    assert "more than 5 pages" in result.stderr
+    assert proxy.requests["GET /v2/library/nginx/tags/list"] == 5
+
+
+def test_a_remote_registry_never_sends_credentials_to_a_plain_http_realm(
+    project: Project, tmp_path: Path, docker_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An HTTPS registry whose token realm is plain HTTP: credentials would cross the network in clear."""
+    issuer = TokenIssuer(tmp_path, users={USER: PASSWORD}).start()
+    certificate, key = _certificate(tmp_path)
+    server = RegistryServer(tmp_path / "registry", auth_yaml=issuer.registry_auth_yaml(), tls=(certificate, key))
+    server.start()
+    try:
+        monkeypatch.setattr("imagelock.registry.transport.is_loopback", lambda host: False)  # treat it as remote
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+        login(docker_config, server.host)
+        project.write(f'[images.app]\nimage = "{server.host}/team/app"\ntag = "1.0.0"\n')
+        result = project.run("lock")
+    finally:
+        server.stop()
+        issuer.stop()
+    assert result.exit_code == 3
+    assert "refusing to send a token request over plain HTTP" in result.stderr
+    assert not issuer.requests
