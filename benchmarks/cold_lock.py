@@ -11,6 +11,7 @@ manifest) times the round-trip time.
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -26,10 +27,14 @@ from tests.support.registry import RegistryServer, Seeder
 CHAIN = 2  # requests one after another for a version entry: the tag list, then the chosen manifest
 
 
-def timed(command: list[str], cwd: Path) -> float:
+def timed(command: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall-clock seconds, and CPU seconds the command used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, cwd=cwd, check=True, capture_output=True)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -61,12 +66,14 @@ def main() -> None:
                 )
             )
             imagelock = [sys.executable, "-m", "imagelock"]
-            startup = statistics.median(timed([*imagelock, "--version"], project) for _ in range(options.runs))
-            times, requests = [], 0
+            startup = statistics.median(timed([*imagelock, "--version"], project)[0] for _ in range(options.runs))
+            times, cpu, requests = [], [], 0
             for _ in range(options.runs):
                 (project / "images.lock").unlink(missing_ok=True)
                 proxy.requests.clear()
-                times.append(timed([*imagelock, "lock"], project))
+                wall, used = timed([*imagelock, "lock"], project)
+                times.append(wall)
+                cpu.append(used)
                 requests = sum(proxy.requests.values())
             floor = startup + CHAIN * rtt
             sequential = startup + CHAIN * rtt * options.images
@@ -77,6 +84,7 @@ def main() -> None:
             speedup = sequential / median
             print(f"{'one image after another':<28}{sequential:8.2f} s   imagelock is {speedup:.1f}x faster")
             print(f"{'requests per image':<28}{requests / options.images:8.2f}")
+            print(f"{'imagelock CPU time (median)':<28}{statistics.median(cpu):8.2f} s")
         finally:
             proxy.stop()
             server.stop()
