@@ -1,21 +1,28 @@
 """The ``imagelock`` command line: parses arguments, calls ``imagelock.project``, prints results.
 
+Reports go to stdout (aligned for people, or ``--json``); progress, warnings, summaries and
+errors go to stderr. Colour only on a terminal, and never with ``NO_COLOR``.
+
 Exit codes: 0 success; 1 a check or policy failed; 2 bad input; 3 registry or network failure.
 """
 
 from __future__ import annotations
 
+import json
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
-from imagelock import __version__, project
+from imagelock import __version__
 from imagelock.errors import EXIT_CHECK_FAILED, ImagelockError
+from imagelock.lockfile import LockedImage
+from imagelock.project import Change, LockResult, Project
 
 app = typer.Typer(
     name="imagelock",
@@ -28,9 +35,44 @@ app = typer.Typer(
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The images.toml to read.", dir_okay=False)]
 LockfileOption = Annotated[
     Path | None,
-    typer.Option("--lockfile", help="The lock to write (default: images.lock beside the config).", dir_okay=False),
+    typer.Option("--lockfile", help="The lock file (default: images.lock beside the config).", dir_okay=False),
 ]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print a machine-readable report (see docs/commands.md).")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print what would change; write nothing.")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="List unchanged images too.")]
 T = TypeVar("T")
+
+STYLES = {"upgraded": "green", "added": "green", "downgraded": "red", "removed": "red", "rebuilt": "yellow"}
+
+
+class TerminalEvents:
+    """Warnings on stderr; a progress bar on stderr only when it is a terminal and the run is long."""
+
+    def __init__(self) -> None:
+        self.console = Console(stderr=True)
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def warning(self, message: str) -> None:
+        self.console.print(f"warning: {message}", style="yellow", markup=False, highlight=False)
+
+    def started(self, total: int) -> None:
+        if self.console.is_terminal and total > 1 and self.progress is None:
+            self.progress = Progress(
+                TextColumn("resolving"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=self.console, transient=True,
+            )  # fmt: skip
+            self.task = self.progress.add_task("resolving", total=total)
+            self.progress.start()
+
+    def resolved(self, name: str) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.advance(self.task)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
 
 
 def _version(value: bool) -> None:
@@ -50,47 +92,108 @@ def _options(
     context.obj = {"debug": debug}
 
 
-def _run(context: typer.Context, operation: Callable[[], T]) -> T:
-    """Run an operation; an expected failure becomes one line on stderr and its exit code."""
+def _run(context: typer.Context, config: Path, lockfile: Path | None, operation: Callable[[Project], T]) -> T:
+    """Run an operation on the project; an expected failure becomes one line on stderr and its exit code."""
+    events = TerminalEvents()
     try:
-        return operation()
+        return operation(Project.at(config, lockfile, events=events))
     except ImagelockError as error:
+        events.close()
         if context.obj and context.obj.get("debug"):
             traceback.print_exc()
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
+        events.close()
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
+    finally:
+        events.close()
 
 
-class TerminalEvents:
-    """Warnings on stderr; a progress bar on stderr only when it is a terminal and the run is long."""
+# -- output ---------------------------------------------------------------------------------------
 
-    def __init__(self) -> None:
-        self.console = Console(stderr=True)
-        self.progress: Progress | None = None
-        self.task: TaskID | None = None
 
-    def warning(self, message: str) -> None:
-        self.console.print(f"warning: {message}", style="yellow", markup=False, highlight=False)
+def _stdout() -> Console:
+    return Console(highlight=False, soft_wrap=True)
 
-    def started(self, total: int) -> None:
-        if self.console.is_terminal and total > 1:
-            self.progress = Progress(
-                TextColumn("resolving"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                console=self.console, transient=True,
-            )  # fmt: skip
-            self.task = self.progress.add_task("resolving", total=total)
-            self.progress.start()
 
-    def resolved(self, name: str) -> None:
-        if self.progress is not None and self.task is not None:
-            self.progress.advance(self.task)
+def _print_rows(rows: Sequence[Sequence[Text | str]]) -> None:
+    """Aligned columns, two spaces apart; the last column is never padded."""
+    if not rows:
+        return
+    widths = [max(len(str(row[index])) for row in rows) for index in range(len(rows[0]) - 1)]
+    console = _stdout()
+    for row in rows:
+        line = Text()
+        for index, cell in enumerate(row):
+            text = cell if isinstance(cell, Text) else Text(cell)
+            line.append_text(text)
+            if index < len(widths):
+                line.append(" " * (widths[index] - len(text) + 2))
+        console.print(line)
 
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+
+def _short(digest: str) -> str:
+    algorithm, _, hexdigest = digest.partition(":")
+    return f"{algorithm}:{hexdigest[:12]}…"
+
+
+def _change_text(change: Change) -> Text:
+    old, new, style = change.old, change.new, STYLES.get(change.kind, "")
+    if change.kind == "added" and new is not None:
+        return Text.assemble(("added", style), f" {new.tag}  {_short(new.digest)}")
+    if change.kind == "removed" and old is not None:
+        return Text.assemble(("removed", style), f" (was {old.tag})")
+    assert old is not None
+    assert new is not None
+    if change.kind == "unchanged":
+        return Text(f"{new.tag} unchanged", style="dim")
+    if change.kind == "rebuilt":
+        return Text.assemble(f"{new.tag} ", ("rebuilt", style), f"  {_short(old.digest)} → {_short(new.digest)}")
+    if old.image != new.image:
+        return Text(f"{old.image}:{old.tag} → {new.image}:{new.tag}", style=style)
+    return Text.assemble(f"{old.tag} → ", (new.tag, style))
+
+
+def _entry_json(entry: LockedImage | None) -> dict[str, Any] | None:
+    if entry is None:
+        return None
+    return {"image": entry.image, "tag": entry.tag, "digest": entry.digest, "platforms": dict(entry.platforms)}
+
+
+def _change_json(change: Change) -> dict[str, Any]:
+    return {"name": change.name, "change": change.kind, "old": _entry_json(change.old), "new": _entry_json(change.new)}
+
+
+def _print_json(document: object) -> None:
+    typer.echo(json.dumps(document, indent=2, sort_keys=True))
+
+
+def _report_lock(result: LockResult, lock_path: Path, *, dry_run: bool, verbose: bool, as_json: bool) -> None:
+    if as_json:
+        _print_json(
+            {
+                "lockfile": str(lock_path),
+                "written": result.written,
+                "dry_run": dry_run,
+                "changes": [_change_json(change) for change in result.changes],
+            }
+        )
+    else:
+        shown = result.changes if verbose else result.changed
+        _print_rows([[Text(change.name, style="bold"), _change_text(change)] for change in shown])
+    count = len(result.lock.images)
+    if dry_run:
+        summary = f"dry run: {len(result.changed)} change(s); {lock_path} not written"
+    elif result.written:
+        summary = f"wrote {lock_path}: {count} image(s), {len(result.changed)} changed"
+    else:
+        summary = f"{lock_path} is up to date ({count} image(s))"
+    typer.echo(summary, err=True)
+
+
+# -- commands -------------------------------------------------------------------------------------
 
 
 @app.command("lock")
@@ -98,24 +201,34 @@ def lock_command(
     context: typer.Context,
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
+    upgrade: Annotated[bool, typer.Option("--upgrade", "-U", help="Re-resolve every image.")] = False,
+    upgrade_image: Annotated[
+        list[str] | None, typer.Option("--upgrade-image", "-P", help="Re-resolve this image (repeatable).")
+    ] = None,
+    dry_run: DryRunOption = False,
+    verbose: VerboseOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Resolve images.toml into images.lock. Entries whose spec is unchanged keep their pins."""
-    events = TerminalEvents()
-    try:
-        result = _run(context, lambda: project.lock(config, lockfile, events=events))
-    finally:
-        events.close()
-    lock_path = lockfile or project.default_lockfile(config)
-    for name in result.resolved:
-        typer.echo(f"{name}  {result.lock.images[name].reference}")
-    for name in result.dropped:
-        typer.echo(f"{name}  removed")
-    kept = len(result.lock.images) - len(result.resolved)
-    if result.written:
-        summary = f"wrote {lock_path}: {len(result.lock.images)} image(s), {len(result.resolved)} resolved, {kept} kept"
-    else:
-        summary = f"{lock_path} is up to date ({len(result.lock.images)} image(s))"
-    typer.echo(summary, err=True)
+    selection: bool | list[str] = True if upgrade else list(upgrade_image or [])
+    result = _run(context, config, lockfile, lambda project: project.lock(upgrade=selection, dry_run=dry_run))
+    _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=dry_run, verbose=verbose, as_json=as_json)
+
+
+@app.command("update")
+def update_command(
+    context: typer.Context,
+    names: Annotated[list[str] | None, typer.Argument(help="Images to update (default: all).")] = None,
+    config: ConfigOption = Path("images.toml"),
+    lockfile: LockfileOption = None,
+    dry_run: DryRunOption = False,
+    verbose: VerboseOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Move pins forward: re-resolve all images, or only NAMES, to the newest tags their specs allow."""
+    selection: bool | list[str] = list(names) if names else True
+    result = _run(context, config, lockfile, lambda project: project.lock(upgrade=selection, dry_run=dry_run))
+    _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=dry_run, verbose=verbose, as_json=as_json)
 
 
 @app.command("check")
@@ -125,8 +238,8 @@ def check_command(
     lockfile: LockfileOption = None,
 ) -> None:
     """Exit 1 if images.lock does not match images.toml (offline; for CI)."""
-    lock_path = lockfile or project.default_lockfile(config)
-    stale = _run(context, lambda: project.check(config, lockfile))
+    lock_path = Project.at(config, lockfile).lock_path
+    stale = _run(context, config, lockfile, lambda project: project.check())
     if not lock_path.exists():
         typer.echo(f"{lock_path}: not found; run 'imagelock lock'")
         raise typer.Exit(EXIT_CHECK_FAILED)
@@ -137,6 +250,110 @@ def check_command(
         typer.echo(f"{entry.name}: {entry.reason}")
     typer.echo(f"{lock_path} is stale; run 'imagelock lock'", err=True)
     raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command("outdated")
+def outdated_command(
+    context: typer.Context,
+    config: ConfigOption = Path("images.toml"),
+    lockfile: LockfileOption = None,
+    exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when something is outdated.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """List images an update would move (online, read-only)."""
+    changes = _run(context, config, lockfile, lambda project: project.outdated())
+    if as_json:
+        _print_json({"outdated": [_change_json(change) for change in changes]})
+    elif changes:
+        rows: list[list[Text | str]] = [[Text(h, style="bold") for h in ("NAME", "LOCKED", "LATEST", "CHANGE")]]
+        for change in changes:
+            locked = change.old.tag if change.old is not None else "-"
+            latest = change.new.tag if change.new is not None else "-"
+            kind = "not locked" if change.kind == "added" else change.kind
+            rows.append([change.name, locked, latest, Text(kind, style=STYLES.get(change.kind, ""))])
+        _print_rows(rows)
+    else:
+        typer.echo("every image is up to date")
+    if changes and exit_code:
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command("why")
+def why_command(
+    context: typer.Context,
+    name: Annotated[str, typer.Argument(help="The image to explain.")],
+    config: ConfigOption = Path("images.toml"),
+    lockfile: LockfileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Why NAME resolves to the tag it does: every tag considered, newest first, with its verdict."""
+    explanation = _run(context, config, lockfile, lambda project: project.why(name))
+    if as_json:
+        tags = [{"tag": t.tag, "version": t.version, "verdict": t.verdict} for t in explanation.tags]
+        _print_json({"name": explanation.name, "image": explanation.image, "chosen": explanation.chosen, "tags": tags})
+        return
+    chosen = explanation.chosen or "nothing"
+    _stdout().print(Text.assemble((explanation.name, "bold"), f"  {explanation.image}  chosen: {chosen}"))
+    styles = {"chosen": "green bold", "older": "dim"}
+    _print_rows([["  " + t.tag, Text(t.verdict, style=styles.get(t.verdict, ""))] for t in explanation.tags])
+
+
+@app.command("verify")
+def verify_command(
+    context: typer.Context,
+    config: ConfigOption = Path("images.toml"),
+    lockfile: LockfileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check that every locked digest still exists and offers its locked platforms (online, read-only)."""
+    results = _run(context, config, lockfile, lambda project: project.verify())
+    failed = [result for result in results if not result.ok]
+    if as_json:
+        images = [{"name": r.name, "reference": r.reference, "ok": r.ok, "problems": list(r.problems)} for r in results]
+        _print_json({"ok": not failed, "images": images})
+    else:
+        _print_rows(
+            [
+                [Text(r.name, style="bold"), Text("ok", style="green") if r.ok else Text("; ".join(r.problems), "red")]
+                for r in results
+            ]
+        )
+    if failed:
+        typer.echo(f"{len(failed)} of {len(results)} image(s) failed verification", err=True)
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command("add")
+def add_command(
+    context: typer.Context,
+    name: Annotated[str, typer.Argument(help="The new entry's name.")],
+    image: Annotated[str, typer.Argument(help="Repository, e.g. nginx or ghcr.io/org/app.")],
+    version: Annotated[str | None, typer.Option("--version", help="PEP 440 specifier, e.g. '>=1.25'.")] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="A tag to follow instead of a version range.")] = None,
+    variant: Annotated[str | None, typer.Option("--variant", help="Only tags '<version>-<variant>'.")] = None,
+    config: ConfigOption = Path("images.toml"),
+    lockfile: LockfileOption = None,
+) -> None:
+    """Add an image to images.toml (keeping its comments and layout) and lock it."""
+    result = _run(
+        context,
+        config,
+        lockfile,
+        lambda project: project.add(name, image, version=version, tag=tag, variant=variant),
+    )
+    _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=False, verbose=False, as_json=False)
+
+
+@app.command("remove")
+def remove_command(
+    context: typer.Context,
+    name: Annotated[str, typer.Argument(help="The entry to remove.")],
+    config: ConfigOption = Path("images.toml"),
+    lockfile: LockfileOption = None,
+) -> None:
+    """Remove an image from images.toml and from the lock."""
+    result = _run(context, config, lockfile, lambda project: project.remove(name))
+    _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=False, verbose=False, as_json=False)
 
 
 def main() -> None:

@@ -103,6 +103,11 @@ def load_config(path: Path) -> Config:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{path}: not UTF-8 text") from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Validate the text of an images.toml; ``path`` names it in errors and anchors relative paths."""
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

@@ -38,3 +38,7 @@ class RegistryError(ImagelockError):
     """The registry or the network failed, or answered something that cannot be trusted (exit 3)."""
 
     exit_code = EXIT_REGISTRY
+
+
+class NotFoundError(RegistryError):
+    """The registry says the repository, tag or digest does not exist (exit 3)."""

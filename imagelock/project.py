@@ -1,127 +1,242 @@
-"""The operations behind the commands: ``lock`` and ``check`` on a project's two files.
+"""The operations behind the commands, on one project's two files (images.toml and images.lock).
 
-This module decides what must be resolved and what may be kept; it opens a registry client
-only when something must be resolved, and writes the lock only after everything resolved.
+``Project`` decides what must be resolved and what may be kept; it opens a registry client only
+when something must be asked of a registry, and writes a file only after everything it depends
+on succeeded. Nothing here knows about the terminal.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from dataclasses import dataclass
+import os
+import shlex
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
-from imagelock.config import Config, ImageSpec, RegistrySettings, load_config
+from imagelock import edit
+from imagelock.config import Config, ImageSpec, RegistrySettings, load_config, parse_config
+from imagelock.errors import InputError
 from imagelock.events import Events, Silent
 from imagelock.lockfile import Lock, LockedImage, read_lock, write_atomic
 from imagelock.registry import HostSettings, Keychain, RegistryClient, RetryPolicy, default_keychain
-from imagelock.resolver import resolve_all
+from imagelock.resolver import Explanation, explain, resolve_all
+from imagelock.verification import Verification, verify_all
+from imagelock.versions import parse_version
+
+T = TypeVar("T")
+DEFAULT_CONFIG = "images.toml"
+DEFAULT_LOCKFILE = "images.lock"
 
 
 @dataclass(frozen=True)
-class Plan:
-    """What a ``lock`` run keeps, resolves and drops, decided without the network."""
+class Change:
+    """How one entry of the lock changes: added, removed, upgraded, downgraded, changed, rebuilt, unchanged."""
 
-    kept: Mapping[str, LockedImage]
-    to_resolve: tuple[ImageSpec, ...]
-    dropped: tuple[str, ...]
+    name: str
+    kind: str
+    old: LockedImage | None
+    new: LockedImage | None
 
 
 @dataclass(frozen=True)
 class LockResult:
     lock: Lock
-    resolved: tuple[str, ...]
-    dropped: tuple[str, ...]
-    written: bool
+    changes: tuple[Change, ...]  # one per entry of the old or new lock, sorted by name
+    written: bool  # the lock file was (or, before writing, needs to be) rewritten
+
+    @property
+    def changed(self) -> tuple[Change, ...]:
+        return tuple(change for change in self.changes if change.kind != "unchanged")
 
 
 @dataclass(frozen=True)
 class Staleness:
     name: str
-    reason: str  # "not locked", "spec changed", "not in images.toml", ...
+    reason: str  # "not locked", "spec changed", "not in images.toml", "inputs hash does not match images.toml"
 
 
-def default_lockfile(config_path: Path) -> Path:
-    return config_path.with_name("images.lock")
+@dataclass(frozen=True)
+class Project:
+    config_path: Path
+    lock_path: Path
+    keychain: Keychain | None = None
+    events: Events = field(default_factory=Silent)
+    retry: RetryPolicy | None = None
 
+    @classmethod
+    def at(cls, config_path: Path, lock_path: Path | None = None, **options: object) -> Project:
+        return cls(config_path, lock_path or config_path.with_name(DEFAULT_LOCKFILE), **options)  # type: ignore[arg-type]
 
-def plan(config: Config, existing: Lock | None) -> Plan:
-    locked = existing.images if existing is not None else {}
-    kept = {
-        name: locked[name]
-        for name, spec in config.images.items()
-        if name in locked and locked[name].spec == spec.spec_hash and locked[name].image == str(spec.repository)
-    }
-    to_resolve = tuple(spec for name, spec in config.images.items() if name not in kept)
-    dropped = tuple(sorted(name for name in locked if name not in config.images))
-    return Plan(kept, to_resolve, dropped)
+    # -- lock and update -------------------------------------------------------------------------
 
+    def lock(self, *, upgrade: bool | Collection[str] = False, dry_run: bool = False) -> LockResult:
+        """Bring the lock up to date with images.toml, like pip-compile.
 
-def lock(
-    config_path: Path,
-    lock_path: Path | None = None,
-    *,
-    keychain: Keychain | None = None,
-    events: Events | None = None,
-    retry: RetryPolicy | None = None,
-) -> LockResult:
-    """Bring the lock up to date with images.toml, resolving only new or changed entries."""
-    config = load_config(config_path)
-    lock_path = lock_path or default_lockfile(config_path)
-    existing = read_lock(lock_path)
-    work = plan(config, existing)
-    resolved: dict[str, LockedImage] = {}
-    if work.to_resolve:
-        previous = existing.images if existing is not None else {}
-        resolved = asyncio.run(
-            _resolve(
-                config,
-                work.to_resolve,
-                previous,
-                keychain=keychain or default_keychain(),
-                events=events or Silent(),
-                retry=retry,
+        Entries whose spec is unchanged keep their pins unless ``upgrade`` is true (all) or names
+        them; new, changed and upgraded entries are resolved; removed ones are dropped.
+        """
+        config = load_config(self.config_path)
+        result = self._resolve_lock(config, self._existing(), upgrade)
+        if dry_run:
+            return replace(result, written=False)
+        if result.written:
+            write_atomic(self.lock_path, result.lock.dumps())
+        return result
+
+    def _existing(self) -> Lock | None:
+        return read_lock(self.lock_path)
+
+    def _resolve_lock(self, config: Config, existing: Lock | None, upgrade: bool | Collection[str]) -> LockResult:
+        locked = dict(existing.images) if existing is not None else {}
+        upgrading = set(config.images) if upgrade is True else set(upgrade or ())
+        unknown = sorted(upgrading - set(config.images))
+        if unknown:
+            raise InputError(
+                f"{self.config_path}: no image named {unknown[0]!r} (images: {', '.join(config.images) or 'none'})"
             )
-        )
-    images = {**work.kept, **resolved}
-    new_lock = Lock(inputs=config.inputs_hash, images=dict(sorted(images.items())))
-    text = new_lock.dumps()
-    written = existing is None or existing.dumps() != text
-    if written:
-        write_atomic(lock_path, text)
-    return LockResult(new_lock, tuple(sorted(resolved)), work.dropped, written)
+        kept = {
+            name: locked[name]
+            for name, spec in config.images.items()
+            if name not in upgrading and name in locked and _is_current(locked[name], spec)
+        }
+        to_resolve = [spec for name, spec in config.images.items() if name not in kept]
+        resolved = {}
+        if to_resolve:
+            resolved = self._run(lambda client: resolve_all(to_resolve, client, locked, self.events), config)
+        new_lock = Lock(inputs=config.inputs_hash, images={**kept, **resolved}, command=self._command())
+        changes = changes_between(locked, new_lock.images, config)
+        current_text = _read_text(self.lock_path)
+        return LockResult(new_lock, changes, current_text != new_lock.dumps())
+
+    def _command(self) -> str:
+        """The command that regenerates this lock, with paths relative to the lock's directory."""
+        base = self.lock_path.parent
+        words = ["imagelock", "lock"]
+        if self.config_path.resolve() != (base / DEFAULT_CONFIG).resolve():
+            words += ["-c", os.path.relpath(self.config_path, base)]
+        if self.lock_path.resolve() != self.config_path.resolve().with_name(DEFAULT_LOCKFILE):
+            words += ["--lockfile", self.lock_path.name]
+        return shlex.join(words)
+
+    # -- read-only commands ----------------------------------------------------------------------
+
+    def check(self) -> list[Staleness]:
+        """Entries that are out of date; empty when the lock matches images.toml. Offline."""
+        config = load_config(self.config_path)
+        existing = self._existing()
+        locked = existing.images if existing is not None else {}
+        stale = [
+            Staleness(name, "spec changed" if name in locked else "not locked")
+            for name, spec in config.images.items()
+            if name not in locked or not _is_current(locked[name], spec)
+        ]
+        stale += [Staleness(name, "not in images.toml") for name in locked if name not in config.images]
+        if existing is not None and not stale and existing.inputs != config.inputs_hash:
+            stale.append(Staleness("(lock)", "inputs hash does not match images.toml"))
+        return sorted(stale, key=lambda entry: entry.name)
+
+    def outdated(self) -> list[Change]:
+        """Entries an update would move: a newer allowed tag, or a followed tag that names a new digest."""
+        config = load_config(self.config_path)
+        result = self._resolve_lock(config, self._existing(), upgrade=True)
+        return [change for change in result.changed if change.kind != "removed"]
+
+    def why(self, name: str) -> Explanation:
+        config = load_config(self.config_path)
+        spec = self._spec(config, name)
+        return self._run(lambda client: explain(spec, client), config)
+
+    def verify(self) -> list[Verification]:
+        existing = self._existing()
+        if existing is None:
+            raise InputError(f"{self.lock_path}: not found; run 'imagelock lock'")
+        config = load_config(self.config_path)
+        entries = list(existing.images.values())
+        return self._run(lambda client: verify_all(entries, client), config) if entries else []
+
+    # -- editing images.toml ---------------------------------------------------------------------
+
+    def add(self, name: str, image: str, *, version: str | None, tag: str | None, variant: str | None) -> LockResult:
+        """Add an entry to images.toml, keeping its comments and layout, and lock it.
+
+        Nothing is written unless the new entry is valid and resolves.
+        """
+        text = _read_text(self.config_path) or ""
+        config = load_config(self.config_path) if text else parse_config("", self.config_path)
+        if name.lower() in {existing.lower() for existing in config.images}:
+            raise InputError(f"{self.config_path}: [images.{name}]: already defined; edit it or remove it first")
+        new_text = edit.add_image(text, name, edit.entry(image, version=version, tag=tag, variant=variant))
+        new_config = parse_config(new_text, self.config_path)
+        result = self._resolve_lock(new_config, self._existing(), upgrade=False)
+        write_atomic(self.config_path, new_text)
+        write_atomic(self.lock_path, result.lock.dumps())
+        return result
+
+    def remove(self, name: str) -> LockResult:
+        text = _read_text(self.config_path)
+        config = load_config(self.config_path)
+        self._spec(config, name)
+        assert text is not None
+        new_text = edit.remove_image(text, name)
+        new_config = parse_config(new_text, self.config_path)
+        result = self._resolve_lock(new_config, self._existing(), upgrade=False)
+        write_atomic(self.config_path, new_text)
+        write_atomic(self.lock_path, result.lock.dumps())
+        return result
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _spec(self, config: Config, name: str) -> ImageSpec:
+        if name not in config.images:
+            raise InputError(
+                f"{self.config_path}: no image named {name!r} (images: {', '.join(config.images) or 'none'})"
+            )
+        return config.images[name]
+
+    def _run(self, work: Callable[[RegistryClient], Awaitable[T]], config: Config) -> T:
+        """Run ``work`` with a registry client open for this run."""
+        settings = {host: _host_settings(registry) for host, registry in config.registries.items()}
+        keychain = self.keychain or default_keychain()
+
+        async def main() -> T:
+            async with RegistryClient.open(keychain, settings, events=self.events, retry=self.retry) as client:
+                return await work(client)
+
+        return asyncio.run(main())
 
 
-def check(config_path: Path, lock_path: Path | None = None) -> list[Staleness]:
-    """Entries that are out of date; an empty list means the lock matches images.toml. Offline."""
-    config = load_config(config_path)
-    lock_path = lock_path or default_lockfile(config_path)
-    existing = read_lock(lock_path)
-    if existing is None:
-        return [Staleness(name, "not locked") for name in config.images]
-    work = plan(config, existing)
-    stale = [
-        Staleness(spec.name, "spec changed" if spec.name in existing.images else "not locked")
-        for spec in work.to_resolve
-    ]
-    stale += [Staleness(name, "not in images.toml") for name in work.dropped]
-    if not stale and existing.inputs != config.inputs_hash:
-        stale.append(Staleness("(lock)", "inputs hash does not match images.toml"))
-    return sorted(stale, key=lambda entry: entry.name)
+def _is_current(entry: LockedImage, spec: ImageSpec) -> bool:
+    return entry.spec == spec.spec_hash and entry.image == str(spec.repository)
 
 
-async def _resolve(
-    config: Config,
-    specs: tuple[ImageSpec, ...],
-    previous: Mapping[str, LockedImage],
-    *,
-    keychain: Keychain,
-    events: Events,
-    retry: RetryPolicy | None,
-) -> dict[str, LockedImage]:
-    settings = {host: _host_settings(registry) for host, registry in config.registries.items()}
-    async with RegistryClient.open(keychain, settings, events=events, retry=retry) as client:
-        return await resolve_all(specs, client, previous, events)
+def changes_between(
+    old: Mapping[str, LockedImage], new: Mapping[str, LockedImage], config: Config | None = None
+) -> tuple[Change, ...]:
+    """One change per entry of either lock, sorted by name."""
+    changes = []
+    for name in sorted(set(old) | set(new)):
+        before, after = old.get(name), new.get(name)
+        spec = config.images.get(name) if config is not None else None
+        changes.append(Change(name, _kind(before, after, spec), before, after))
+    return tuple(changes)
+
+
+def _kind(old: LockedImage | None, new: LockedImage | None, spec: ImageSpec | None) -> str:
+    if old is None:
+        return "added"
+    if new is None:
+        return "removed"
+    if old.image != new.image:
+        return "changed"
+    if old.tag == new.tag:
+        return "unchanged" if old.digest == new.digest else "rebuilt"
+    version_of = spec.matcher.version_of if spec is not None and spec.matcher is not None else parse_version
+    before, after = version_of(old.tag), version_of(new.tag)
+    if before is None or after is None:
+        return "changed"
+    return "upgraded" if after > before else "downgraded" if after < before else "changed"
 
 
 def _host_settings(registry: RegistrySettings) -> HostSettings:
@@ -132,3 +247,12 @@ def _host_settings(registry: RegistrySettings) -> HostSettings:
         concurrency=registry.concurrency or defaults.concurrency,
         timeout=registry.timeout or defaults.timeout,
     )
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read: {error}") from None

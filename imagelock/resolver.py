@@ -12,7 +12,7 @@ from imagelock.errors import ResolutionError
 from imagelock.events import Events, Silent
 from imagelock.lockfile import LockedImage
 from imagelock.registry import RegistryClient
-from imagelock.versions import TagMatcher, candidates, classify
+from imagelock.versions import Candidate, TagMatcher, candidates, classify, order, parse_version
 
 MAX_CONCURRENT_IMAGES = 64
 
@@ -85,6 +85,60 @@ async def _pin(spec: ImageSpec, tag: str, client: RegistryClient, previous: Lock
         return _Pin(previous.digest, previous.media_type, previous.platforms)
     manifest = await client.get_manifest(spec.repository, tag)
     return _Pin(manifest.digest, manifest.media_type, await client.platforms(spec.repository, manifest))
+
+
+@dataclass(frozen=True)
+class TagVerdict:
+    tag: str
+    verdict: (
+        str  # chosen, older, missing platform …, excluded, variant mismatch, pre-release, outside spec, not a version
+    )
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why an entry resolves to the tag it does: every tag of the repository with its verdict."""
+
+    name: str
+    image: str
+    chosen: str | None
+    tags: tuple[TagVerdict, ...]
+
+
+async def explain(spec: ImageSpec, client: RegistryClient) -> Explanation:
+    """Every tag considered for ``spec``, newest first, with its verdict; fetches only what selection would."""
+    if spec.tag is not None:
+        pin = await _pin(spec, spec.tag, client, None)
+        missing = _missing(spec, pin.platforms)
+        verdict = TagVerdict(spec.tag, f"missing platform {', '.join(missing)}" if missing else "chosen")
+        return Explanation(spec.name, str(spec.repository), None if missing else spec.tag, (verdict,))
+    matcher = spec.matcher
+    assert matcher is not None
+    tags = await client.list_tags(spec.repository)
+    verdicts: dict[str, str] = {tag: classify(tag, matcher)[0].reason for tag in tags}
+    chosen = None
+    for candidate in candidates(tags, matcher):
+        if chosen is not None:
+            verdicts[candidate.tag] = "older"
+            continue
+        pin = await _pin(spec, candidate.tag, client, None)
+        missing = _missing(spec, pin.platforms)
+        if missing:
+            verdicts[candidate.tag] = f"missing platform {', '.join(missing)}"
+        else:
+            verdicts[candidate.tag] = "chosen"
+            chosen = candidate.tag
+
+    versioned = order(
+        Candidate(tag, version)
+        for tag in tags
+        if (version := matcher.version_of(tag) or parse_version(tag)) is not None
+    )
+    listed = {candidate.tag for candidate in versioned}
+    ordered = [TagVerdict(c.tag, verdicts[c.tag], str(c.version)) for c in versioned]
+    ordered += [TagVerdict(tag, verdicts[tag]) for tag in sorted(tags) if tag not in listed]
+    return Explanation(spec.name, str(spec.repository), chosen, tuple(ordered))
 
 
 def _missing(spec: ImageSpec, platforms: Mapping[str, str]) -> list[str]:

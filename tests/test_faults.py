@@ -241,4 +241,4 @@ def test_no_progress_output_when_stderr_is_not_a_terminal(project: Project, regi
     project.write(many_images(registry.host))
     result = project.run("lock")
     assert result.exit_code == 0
-    assert result.stderr.splitlines() == [f"wrote {project.lock}: 7 image(s), 7 resolved, 0 kept"]
+    assert result.stderr.splitlines() == [f"wrote {project.lock}: 7 image(s), 7 changed"]

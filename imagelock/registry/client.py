@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import httpx
 
-from imagelock.errors import RegistryError
+from imagelock.errors import NotFoundError, RegistryError
 from imagelock.events import Events
 from imagelock.reference import Repository, is_valid_digest, is_valid_tag
 from imagelock.registry.authn import Keychain
@@ -94,21 +94,23 @@ class RegistryClient:
             raise RegistryError(f"refusing to request invalid tag {reference!r} of {repository}")
         return await _once(self._manifests, (repository, reference), lambda: self._get_manifest(repository, reference))
 
-    async def head_manifest(self, repository: Repository, tag: str) -> str | None:
-        """The digest a tag names now, from a HEAD (which Docker Hub does not count as a pull).
+    async def head_manifest(self, repository: Repository, reference: str) -> str | None:
+        """The digest a tag (or digest) names now, from a HEAD, which Docker Hub does not count as a pull.
 
-        None when the registry does not say; the caller then needs a GET.
+        None when the registry does not say; the caller then needs a GET. NotFoundError when
+        there is no such manifest.
         """
-        if not is_valid_tag(tag):
-            raise RegistryError(f"refusing to request invalid tag {tag!r} of {repository}")
+        by_digest = is_valid_digest(reference)
+        if not by_digest and not is_valid_tag(reference):
+            raise RegistryError(f"refusing to request invalid tag {reference!r} of {repository}")
         response = await self._transport.request(
             "HEAD",
             repository,
-            f"/v2/{repository.path}/manifests/{tag}",
+            f"/v2/{repository.path}/manifests/{reference}",
             headers={"Accept": ACCEPT},
             max_bytes=0,
         )
-        self._raise_for_status(response, repository, f"{repository}:{tag}")
+        self._raise_for_status(response, repository, f"{repository}{'@' if by_digest else ':'}{reference}")
         digest = response.headers.get("docker-content-digest")
         return digest if digest and is_valid_digest(digest) else None
 
@@ -165,9 +167,9 @@ class RegistryClient:
         codes = {code for code, _ in errors}
         host = repository.api_host
         if "NAME_UNKNOWN" in codes or (response.status == 404 and not errors and "/tags/" in str(response.url)):
-            raise RegistryError(f"{host}: repository {repository} not found (NAME_UNKNOWN)")
+            raise NotFoundError(f"{host}: repository {repository} not found (NAME_UNKNOWN)")
         if response.status == 404:
-            raise RegistryError(
+            raise NotFoundError(
                 f"{host}: {what} not found (MANIFEST_UNKNOWN)"
                 if "MANIFEST_UNKNOWN" in codes
                 else f"{host}: {what} not found"

@@ -1,0 +1,50 @@
+"""Check that what the lock pins is still there: every digest, every locked platform."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from imagelock.errors import NotFoundError
+from imagelock.lockfile import LockedImage
+from imagelock.reference import parse_repository
+from imagelock.registry import RegistryClient
+
+
+@dataclass(frozen=True)
+class Verification:
+    name: str
+    reference: str
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+async def verify_all(entries: Iterable[LockedImage], client: RegistryClient) -> list[Verification]:
+    entries = list(entries)
+    return list(await asyncio.gather(*(verify_entry(entry, client) for entry in entries)))
+
+
+async def verify_entry(entry: LockedImage, client: RegistryClient) -> Verification:
+    """The locked digest still exists (re-verified byte for byte) and still offers every locked platform."""
+    repository = parse_repository(entry.image)
+    problems: list[str] = []
+    try:
+        manifest = await client.get_manifest(repository, entry.digest)
+    except NotFoundError:
+        return Verification(entry.name, entry.reference, (f"{entry.digest} no longer exists in {entry.image}",))
+    offered = await client.platforms(repository, manifest)
+    for platform, digest in sorted(entry.platforms.items()):
+        if platform not in offered:
+            problems.append(f"platform {platform} is no longer offered")
+        elif offered[platform] != digest:
+            problems.append(f"platform {platform} is {offered[platform]}, not the locked {digest}")
+        elif manifest.is_index:
+            try:
+                await client.head_manifest(repository, digest)
+            except NotFoundError:
+                problems.append(f"platform {platform} manifest {digest} no longer exists")
+    return Verification(entry.name, entry.reference, tuple(problems))
