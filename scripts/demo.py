@@ -55,7 +55,17 @@ def main() -> None:
             step("images.lock")
             print((project / "images.lock").read_text())
 
-            step("Lock again, with the registry stopped: nothing changed, so no request is made")
+            step("Upstream publishes nginx 1.26.3-alpine. Pins stay put until you ask:")
+            seeder = Seeder(server.url)
+            seeder.push_image("library/nginx", "1.26.3-alpine")
+            seeder.close()
+            run("lock", cwd=project)
+            run("outdated", cwd=project)
+            run("why", "web", cwd=project)
+            step("Move just that one pin forward, and see the change")
+            run("update", "web", cwd=project)
+
+            step("With the registry stopped: nothing changed, so lock makes no request at all")
             server.stop()
             run("lock", cwd=project)
 
