@@ -356,5 +356,70 @@ def remove_command(
     _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=False, verbose=False, as_json=False)
 
 
+@app.command("render")
+def render_command(
+    context: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Template files or directories.")],
+    out: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output file, or directory (kept relative paths).")
+    ] = None,
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if any output would change.")] = False,
+    config: ConfigOption = Path("images.toml"),
+    lockfile: LockfileOption = None,
+) -> None:
+    """Render Jinja2 templates with the lock: {{ images.web }} is the pinned reference."""
+    if check and out is None:
+        typer.echo("error: --check compares with files on disk: give -o OUT", err=True)
+        raise typer.Exit(2)
+    result = _run(context, config, lockfile, lambda project: project.render(paths, out, check=check))
+    for target, text in result.outputs:
+        if target is None:
+            typer.echo(text, nl=False)
+    if check:
+        for target in result.drift:
+            typer.echo(f"{target}: differs from what the lock renders")
+        if result.drift:
+            typer.echo(f"{len(result.drift)} rendered file(s) out of date; run 'imagelock render'", err=True)
+            raise typer.Exit(EXIT_CHECK_FAILED)
+    elif out is not None:
+        typer.echo(f"rendered {len(result.outputs)} file(s) into {out}", err=True)
+
+
+@app.command("pin")
+def pin_command(
+    context: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Dockerfiles, YAML files, or directories of them.")],
+    check: Annotated[bool, typer.Option("--check", help="Change nothing; exit 1 if any file would change.")] = False,
+    config: ConfigOption = Path("images.toml"),
+    lockfile: LockfileOption = None,
+) -> None:
+    """Rewrite image references in files to their pinned form, keeping everything else as it is."""
+    result = _run(context, config, lockfile, lambda project: project.pin(paths, check=check))
+    _print_rows([[f"{c.path}:{c.line}", Text.assemble(f"{c.old} → ", (c.new, "green"))] for c in result.changes])
+    for skipped in result.skipped:
+        typer.echo(f"{skipped.path}:{skipped.line}: left alone: {skipped.text}: {skipped.reason}", err=True)
+    files = len({change.path for change in result.changes})
+    if check and result.changes:
+        typer.echo(f"{len(result.changes)} reference(s) in {files} file(s) not pinned to the lock", err=True)
+        raise typer.Exit(EXIT_CHECK_FAILED)
+    if not check:
+        typer.echo(f"pinned {len(result.changes)} reference(s) in {files} file(s)", err=True)
+
+
+@app.command("init")
+def init_command(
+    context: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Deploy files or directories to scan.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing images.toml.")] = False,
+    config: ConfigOption = Path("images.toml"),
+) -> None:
+    """Write a starting images.toml that follows the tags found in Dockerfiles and YAML files."""
+    created, skipped = _run(context, config, None, lambda project: project.init(paths, force=force))
+    _print_rows([[Text(name, style="bold"), f"{spec.repository}:{spec.tag}"] for name, spec in created.images.items()])
+    for item in skipped:
+        typer.echo(f"{item.path}:{item.line}: left alone: {item.text}: {item.reason}", err=True)
+    typer.echo(f"wrote {config}: {len(created.images)} image(s); next: imagelock lock", err=True)
+
+
 def main() -> None:
     app()

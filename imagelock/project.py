@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
-from imagelock import edit
+from imagelock import edit, pinning, templates
 from imagelock.config import Config, ImageSpec, RegistrySettings, load_config, parse_config
 from imagelock.errors import InputError
 from imagelock.events import Events, Silent
@@ -186,7 +186,56 @@ class Project:
         write_atomic(self.lock_path, result.lock.dumps())
         return result
 
+    # -- deploy files ----------------------------------------------------------------------------
+
+    def render(self, paths: Sequence[Path], out: Path | None, *, check: bool = False) -> RenderResult:
+        """Render templates with the lock; write every output only after all of them rendered."""
+        entries = self._locked_entries()
+        jobs = _render_jobs(paths, out)
+        env = templates.environment()
+        outputs = []
+        for source, target in jobs:
+            try:
+                text = source.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                raise InputError(f"{source}: cannot read template: {error}") from None
+            outputs.append((target, templates.render(source, text, entries, env)))
+        drift = [target for target, text in outputs if target is not None and _read_text(target) != text]
+        if not check:
+            for target, text in outputs:
+                if target is not None:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    write_atomic(target, text)
+        return RenderResult(tuple(outputs), tuple(drift))
+
+    def pin(self, paths: Sequence[Path], *, check: bool = False) -> PinResult:
+        """Rewrite image references in files to their pinned form; write only after every file is planned."""
+        entries = self._locked_entries()
+        plans, skipped = pinning.plan_pins(pinning.find_files(paths), entries)
+        if not check:
+            for plan in plans:
+                if plan.new_text != plan.old_text:
+                    write_atomic(plan.path, plan.new_text)
+        return PinResult(tuple(plans), tuple(skipped))
+
+    def init(self, paths: Sequence[Path], *, force: bool = False) -> tuple[Config, tuple[pinning.Skipped, ...]]:
+        """Write a starting images.toml that follows the tags found in deploy files."""
+        if self.config_path.exists() and not force:
+            raise InputError(f"{self.config_path}: already exists (use --force to overwrite it)")
+        files = pinning.find_files(paths)
+        references, skipped = pinning.references_in(files)
+        text = edit.initial_config(references, [str(path) for path in paths])
+        config = parse_config(text, self.config_path)
+        write_atomic(self.config_path, text)
+        return config, tuple(skipped)
+
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _locked_entries(self) -> Mapping[str, LockedImage]:
+        existing = self._existing()
+        if existing is None:
+            raise InputError(f"{self.lock_path}: not found; run 'imagelock lock'")
+        return existing.images
 
     def _spec(self, config: Config, name: str) -> ImageSpec:
         if name not in config.images:
@@ -205,6 +254,46 @@ class Project:
                 return await work(client)
 
         return asyncio.run(main())
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    outputs: tuple[tuple[Path | None, str], ...]  # (output path, or None for stdout; rendered text)
+    drift: tuple[Path, ...]  # outputs whose file on disk differs (or is missing)
+
+
+@dataclass(frozen=True)
+class PinResult:
+    plans: tuple[pinning.FilePlan, ...]
+    skipped: tuple[pinning.Skipped, ...]
+
+    @property
+    def changes(self) -> tuple[pinning.PinChange, ...]:
+        return tuple(change for plan in self.plans for change in plan.changes)
+
+
+def _render_jobs(paths: Sequence[Path], out: Path | None) -> list[tuple[Path, Path | None]]:
+    """(template, output) pairs: a directory keeps its files' relative paths under ``out``."""
+    if not paths:
+        raise InputError("render needs at least one template file or directory")
+    single_file = len(paths) == 1 and paths[0].is_file()
+    if out is None and not single_file:
+        raise InputError("rendering several templates or a directory needs -o OUT (a directory)")
+    jobs: list[tuple[Path, Path | None]] = []
+    for path in paths:
+        if path.is_dir():
+            assert out is not None
+            jobs += [(file, out / file.relative_to(path)) for file in sorted(path.rglob("*")) if file.is_file()]
+        elif path.is_file():
+            if out is None:
+                jobs.append((path, None))
+            elif single_file and not out.is_dir():
+                jobs.append((path, out))
+            else:
+                jobs.append((path, out / path.name))
+        else:
+            raise InputError(f"{path}: not found")
+    return jobs
 
 
 def _is_current(entry: LockedImage, spec: ImageSpec) -> bool:
