@@ -45,6 +45,13 @@ class ImageView:
     def __str__(self) -> str:
         return f"{self.image}:{self.tag}@{self.digest}"
 
+    def __getattr__(self, attribute: str) -> object:
+        if attribute.startswith("_"):
+            raise AttributeError(attribute)
+        raise jinja2.UndefinedError(
+            f"image {self.name!r} has no attribute {attribute!r} (it has image, tag, digest, platforms, ref)"
+        )
+
 
 class Images:
     """``images`` in templates: attribute or item access by name; unknown names are errors."""
