@@ -22,6 +22,7 @@ from rich.text import Text
 from imagelock import __version__
 from imagelock.errors import EXIT_CHECK_FAILED, ImagelockError
 from imagelock.lockfile import LockedImage
+from imagelock.pinning import Skipped
 from imagelock.project import Change, LockResult, Project
 
 app = typer.Typer(
@@ -191,6 +192,11 @@ def _report_lock(result: LockResult, lock_path: Path, *, dry_run: bool, verbose:
     else:
         summary = f"{lock_path} is up to date ({count} image(s))"
     typer.echo(summary, err=True)
+
+
+def _report_skipped(skipped: Sequence[Skipped]) -> None:
+    for item in skipped:
+        typer.echo(f"{item.path}:{item.line}: left alone: {item.text}: {item.reason}", err=True)
 
 
 # -- commands -------------------------------------------------------------------------------------
@@ -396,8 +402,7 @@ def pin_command(
     """Rewrite image references in files to their pinned form, keeping everything else as it is."""
     result = _run(context, config, lockfile, lambda project: project.pin(paths, check=check))
     _print_rows([[f"{c.path}:{c.line}", Text.assemble(f"{c.old} → ", (c.new, "green"))] for c in result.changes])
-    for skipped in result.skipped:
-        typer.echo(f"{skipped.path}:{skipped.line}: left alone: {skipped.text}: {skipped.reason}", err=True)
+    _report_skipped(result.skipped)
     files = len({change.path for change in result.changes})
     if check and result.changes:
         typer.echo(f"{len(result.changes)} reference(s) in {files} file(s) not pinned to the lock", err=True)
@@ -416,8 +421,7 @@ def init_command(
     """Write a starting images.toml that follows the tags found in Dockerfiles and YAML files."""
     created, skipped = _run(context, config, None, lambda project: project.init(paths, force=force))
     _print_rows([[Text(name, style="bold"), f"{spec.repository}:{spec.tag}"] for name, spec in created.images.items()])
-    for item in skipped:
-        typer.echo(f"{item.path}:{item.line}: left alone: {item.text}: {item.reason}", err=True)
+    _report_skipped(skipped)
     typer.echo(f"wrote {config}: {len(created.images)} image(s); next: imagelock lock", err=True)
 
 

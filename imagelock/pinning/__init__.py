@@ -67,6 +67,14 @@ def scan(path: Path, text: str) -> tuple[list[Site], list[Skipped]]:
     return scan_yaml(path, text)
 
 
+def read_and_scan(path: Path) -> tuple[str, list[Site], list[Skipped]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read: {error}") from None
+    return (text, *scan(path, text))
+
+
 def match(site: Site, reference: Reference, entries: Mapping[str, LockedImage]) -> LockedImage | None:
     """The one lock entry a reference in a file stands for, or None.
 
@@ -95,11 +103,7 @@ def plan_pins(files: Iterable[Path], entries: Mapping[str, LockedImage]) -> tupl
     plans: list[FilePlan] = []
     left_alone: list[Skipped] = []
     for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise InputError(f"{path}: cannot read: {error}") from None
-        sites, skipped = scan(path, text)
+        text, sites, skipped = read_and_scan(path)
         left_alone += skipped
         edits: list[Edit] = []
         changes: list[PinChange] = []
@@ -134,11 +138,7 @@ def references_in(files: Iterable[Path]) -> tuple[list[tuple[str, Reference]], l
     found: dict[tuple[str, str | None], tuple[str, Reference]] = {}
     skipped: list[Skipped] = []
     for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise InputError(f"{path}: cannot read: {error}") from None
-        sites, left_alone = scan(path, text)
+        _, sites, left_alone = read_and_scan(path)
         skipped += left_alone
         for site in sites:
             try:
