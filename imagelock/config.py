@@ -21,14 +21,20 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from imagelock.errors import InputError
 from imagelock.platforms import Platform, parse_platform
 from imagelock.reference import Repository, is_valid_registry_host, is_valid_tag, parse_reference
+from imagelock.trust import CosignPolicy, TrustPolicy, load_public_key
 from imagelock.versions import TagMatcher
 
 CONFIG_VERSION = 1
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-_TOP_LEVEL_KEYS = frozenset({"version", "defaults", "registries", "images"})
-_DEFAULTS_KEYS = frozenset({"platforms"})
+_TOP_LEVEL_KEYS = frozenset({"version", "defaults", "registries", "policies", "images"})
+_DEFAULTS_KEYS = frozenset({"platforms", "verify"})
+_COSIGN_KEYS = frozenset({"method", "key", "keys", "match-repository"})
+_METHODS = ("cosign",)
+_PLANNED_METHODS = ("cosign-keyless", "notation", "content-trust")
 _REGISTRY_KEYS = frozenset({"insecure", "ca-cert", "concurrency", "timeout"})
-_IMAGE_KEYS = frozenset({"image", "version", "tag", "variant", "tag-pattern", "prereleases", "exclude", "platforms"})
+_IMAGE_KEYS = frozenset(
+    {"image", "version", "tag", "variant", "tag-pattern", "prereleases", "exclude", "platforms", "verify"}
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class ImageSpec:
     platforms: tuple[Platform, ...]
     tag: str | None = None
     matcher: TagMatcher | None = None
+    policy: TrustPolicy | None = None  # the signature an image must carry; None: none required
 
     def canonical(self) -> dict[str, Any]:
         """The resolution-relevant content, in a canonical form (the basis of the spec hash)."""
@@ -67,6 +74,8 @@ class ImageSpec:
             content["prereleases"] = self.matcher.prereleases
             content["exclude"] = sorted(self.matcher.exclude)
         content["platforms"] = [str(platform) for platform in self.platforms]
+        if self.policy is not None:
+            content["verify"] = self.policy.canonical()
         return content
 
     @property
@@ -118,6 +127,8 @@ def parse_config(text: str, path: Path) -> Config:
 class _ConfigParser:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.policies: dict[str, TrustPolicy] = {}
+        self.default_policy: TrustPolicy | None = None
 
     def error(self, where: str, message: str) -> InputError:
         return InputError(f"{self.path}: {where}: {message}")
@@ -130,6 +141,11 @@ class _ConfigParser:
         defaults = self.table("[defaults]", document.get("defaults", {}))
         self.check_keys("[defaults]", defaults, _DEFAULTS_KEYS)
         default_platforms = self.platforms("[defaults]", defaults.get("platforms", []))
+        self.policies = {
+            name: self.policy(f"[policies.{name}]", name, self.table(f"[policies.{name}]", value))
+            for name, value in self.table("[policies]", document.get("policies", {})).items()
+        }
+        self.default_policy = self.verify_setting("[defaults]", "defaults", defaults.get("verify", False), None)
         registries = self.registries(self.table("[registries]", document.get("registries", {})))
         images_table = self.table("[images]", document.get("images", {}))
         images: dict[str, ImageSpec] = {}
@@ -227,6 +243,7 @@ class _ConfigParser:
                 f"key 'image': {image_text!r} has a tag or digest; put the tag in 'tag' or the range in 'version'",
             )
         platforms = self.platforms(where, entry["platforms"]) if "platforms" in entry else default_platforms
+        policy = self.verify_setting(where, f"images.{name}", entry.get("verify"), self.default_policy)
         has = {key for key in ("version", "tag", "tag-pattern") if key in entry}
         if not has:
             raise self.error(where, "needs one of 'version', 'tag' or 'tag-pattern'")
@@ -241,8 +258,48 @@ class _ConfigParser:
             tag = self.string(where, "tag", entry["tag"])
             if not is_valid_tag(tag):
                 raise self.error(where, f"key 'tag': invalid tag {tag!r}")
-            return ImageSpec(name, reference.repository, platforms, tag=tag)
-        return ImageSpec(name, reference.repository, platforms, matcher=self.matcher(where, entry))
+            return ImageSpec(name, reference.repository, platforms, tag=tag, policy=policy)
+        return ImageSpec(name, reference.repository, platforms, matcher=self.matcher(where, entry), policy=policy)
+
+    def verify_setting(self, where: str, owner: str, value: object, default: TrustPolicy | None) -> TrustPolicy | None:
+        """``verify``: a policy name, an inline policy table, or false; absent means the default."""
+        if value is None:
+            return default
+        if value is False:
+            return None
+        if isinstance(value, str):
+            if value not in self.policies:
+                known = ", ".join(sorted(self.policies)) or "none defined"
+                raise self.error(where, f"key 'verify': unknown policy {value!r} (policies: {known})")
+            return self.policies[value]
+        if isinstance(value, dict):
+            return self.policy(f"{where} verify", f"{owner}.verify", value)
+        raise self.error(where, "key 'verify': expected a policy name, an inline table or false")
+
+    def policy(self, where: str, name: str, table: dict[str, Any]) -> TrustPolicy:
+        method = table.get("method")
+        if method in _PLANNED_METHODS:
+            raise self.error(where, f"key 'method': {method!r} is not supported by this version of imagelock yet")
+        if method not in _METHODS:
+            raise self.error(where, f"key 'method': expected one of {', '.join(_METHODS)}, got {method!r}")
+        self.check_keys(where, table, _COSIGN_KEYS)
+        if ("key" in table) == ("keys" in table):
+            raise self.error(where, "needs exactly one of 'key' (one PEM public key) and 'keys' (a list)")
+        paths = (
+            [self.string(where, "key", table["key"])]
+            if "key" in table
+            else self.string_list(where, "keys", table["keys"])
+        )
+        if not paths:
+            raise self.error(where, "key 'keys': the list is empty")
+        keys = []
+        for relative in paths:
+            try:
+                keys.append(load_public_key(self.path.parent / relative))
+            except InputError as error:
+                raise self.error(where, str(error)) from None
+        match_repository = self.boolean(where, "match-repository", table.get("match-repository", True))
+        return CosignPolicy(name, tuple(keys), match_repository)
 
     def matcher(self, where: str, entry: dict[str, Any]) -> TagMatcher:
         specifier_text = self.string(where, "version", entry.get("version", ""))
@@ -283,7 +340,7 @@ class _ConfigParser:
             raise self.error(where, str(error)) from None
         if reference.tag is None or reference.digest is not None:
             raise self.error(where, f"shorthand {text!r} must be a reference with a tag, e.g. 'postgres:16.4'")
-        return ImageSpec(name, reference.repository, default_platforms, tag=reference.tag)
+        return ImageSpec(name, reference.repository, default_platforms, tag=reference.tag, policy=self.default_policy)
 
 
 def _type_name(value: object) -> str:

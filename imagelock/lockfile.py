@@ -39,6 +39,7 @@ class LockedImage:
     media_type: str
     platforms: Mapping[str, str]
     spec: str  # hash of the ImageSpec this entry was resolved from
+    verified: Mapping[str, str] | None = None  # evidence of the signature check, when a policy required one
 
     @property
     def reference(self) -> str:
@@ -67,6 +68,11 @@ class Lock:
             table.add("digest", entry.digest)
             table.add("media-type", entry.media_type)
             table.add("spec", entry.spec)
+            if entry.verified is not None:
+                evidence = tomlkit.inline_table()
+                for key, value in entry.verified.items():
+                    evidence.append(key, value)
+                table.add("verified", evidence)
             platforms = tomlkit.table()
             for platform in sorted(entry.platforms):
                 platforms.add(platform, entry.platforms[platform])
@@ -124,8 +130,15 @@ def _parse_lock(path: Path, document: dict[str, Any]) -> Lock:
             if key not in entry:
                 raise error(where, f"missing key {key!r}")
         for key in entry:
-            if key not in _ENTRY_KEYS:
+            if key not in _ENTRY_KEYS and key != "verified":
                 raise error(where, f"unknown key {key!r}")
+        verified = entry.get("verified")
+        if verified is not None and (
+            not isinstance(verified, dict)
+            or not all(isinstance(value, str) for value in verified.values())
+            or "method" not in verified
+        ):
+            raise error(where, "key 'verified': expected a table of strings with a 'method'")
         strings = {key: entry[key] for key in _ENTRY_KEYS if key != "platforms"}
         for key, value in strings.items():
             if not isinstance(value, str):
@@ -154,6 +167,7 @@ def _parse_lock(path: Path, document: dict[str, Any]) -> Lock:
             media_type=strings["media-type"],
             platforms=dict(platforms),
             spec=strings["spec"],
+            verified=dict(verified) if verified is not None else None,
         )
     return Lock(inputs=inputs, images=images, version=version)
 

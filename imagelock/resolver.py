@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from imagelock import trust
 from imagelock.config import ImageSpec
 from imagelock.errors import ResolutionError
 from imagelock.events import Events, Silent
 from imagelock.lockfile import LockedImage
 from imagelock.registry import RegistryClient
+from imagelock.trust import SignatureError
 from imagelock.versions import Candidate, TagMatcher, candidates, classify, order, parse_version
 
 MAX_CONCURRENT_IMAGES = 64
@@ -24,6 +26,7 @@ class _Pin:
     digest: str
     media_type: str
     platforms: Mapping[str, str]
+    verified: Mapping[str, str] | None = None
 
 
 async def resolve_all(
@@ -45,7 +48,7 @@ async def resolve_all(
 
     async def resolve_one(spec: ImageSpec) -> LockedImage:
         async with slots:
-            locked = await resolve_image(spec, client, previous.get(spec.name))
+            locked = await resolve_image(spec, client, previous.get(spec.name), events)
         events.resolved(spec.name)
         return locked
 
@@ -57,7 +60,9 @@ async def resolve_all(
     return {name: task.result() for name, task in tasks.items()}
 
 
-async def resolve_image(spec: ImageSpec, client: RegistryClient, previous: LockedImage | None = None) -> LockedImage:
+async def resolve_image(
+    spec: ImageSpec, client: RegistryClient, previous: LockedImage | None = None, events: Events | None = None
+) -> LockedImage:
     if spec.tag is not None:
         pin = await _pin(spec, spec.tag, client, previous)
         missing = _missing(spec, pin.platforms)
@@ -66,17 +71,49 @@ async def resolve_image(spec: ImageSpec, client: RegistryClient, previous: Locke
                 f"[images.{spec.name}]: {spec.repository}:{spec.tag} lacks required platform(s) {', '.join(missing)}"
                 f" (it offers {', '.join(sorted(pin.platforms)) or 'none'})"
             )
+        try:
+            pin = await _verified(spec, pin, client, previous)
+        except SignatureError as error:
+            raise SignatureError(f"[images.{spec.name}]: tag {spec.tag}: {error}") from None
         return _locked(spec, spec.tag, pin)
     assert spec.matcher is not None
     tags = await client.list_tags(spec.repository)
     skipped: list[str] = []
+    unsigned: list[tuple[str, str]] = []
     for candidate in candidates(tags, spec.matcher):
         pin = await _pin(spec, candidate.tag, client, previous)
         if _missing(spec, pin.platforms):
             skipped.append(candidate.tag)
             continue
+        try:
+            pin = await _verified(spec, pin, client, previous)
+        except SignatureError as error:
+            unsigned.append((candidate.tag, str(error)))
+            (events or Silent()).warning(f"[images.{spec.name}]: skipping tag {candidate.tag}: {error}")
+            continue
         return _locked(spec, candidate.tag, pin)
+    if unsigned:
+        tag, reason = unsigned[0]
+        policy = spec.policy.name if spec.policy else ""
+        raise SignatureError(
+            f"[images.{spec.name}]: no tag of {spec.repository} matching the spec has a valid signature under"
+            f" policy {policy!r} ({len(unsigned)} skipped; newest {tag}: {reason})"
+        )
     raise ResolutionError(f"[images.{spec.name}]: {_no_match_reason(spec, spec.matcher, tags, skipped)}")
+
+
+async def _verified(spec: ImageSpec, pin: _Pin, client: RegistryClient, previous: LockedImage | None) -> _Pin:
+    """The pin with its signature evidence, when the spec's policy asks for one.
+
+    Evidence already in the lock for this digest under this very spec is kept: it was verified then.
+    """
+    if spec.policy is None:
+        return pin
+    reusable = previous is not None and previous.verified and previous.digest == pin.digest
+    if reusable and previous is not None and previous.spec == spec.spec_hash:
+        return replace(pin, verified=previous.verified)
+    evidence = await trust.verify(spec.policy, spec.repository, pin.digest, client)
+    return replace(pin, verified=dict(evidence.fields))
 
 
 async def _pin(spec: ImageSpec, tag: str, client: RegistryClient, previous: LockedImage | None) -> _Pin:
@@ -111,8 +148,9 @@ async def explain(spec: ImageSpec, client: RegistryClient) -> Explanation:
     if spec.tag is not None:
         pin = await _pin(spec, spec.tag, client, None)
         missing = _missing(spec, pin.platforms)
-        verdict = TagVerdict(spec.tag, f"missing platform {', '.join(missing)}" if missing else "chosen")
-        return Explanation(spec.name, str(spec.repository), None if missing else spec.tag, (verdict,))
+        reason = f"missing platform {', '.join(missing)}" if missing else await _signature_verdict(spec, pin, client)
+        verdict = TagVerdict(spec.tag, reason)
+        return Explanation(spec.name, str(spec.repository), spec.tag if reason == "chosen" else None, (verdict,))
     matcher = spec.matcher
     assert matcher is not None
     tags = await client.list_tags(spec.repository)
@@ -126,8 +164,9 @@ async def explain(spec: ImageSpec, client: RegistryClient) -> Explanation:
         missing = _missing(spec, pin.platforms)
         if missing:
             verdicts[candidate.tag] = f"missing platform {', '.join(missing)}"
-        else:
-            verdicts[candidate.tag] = "chosen"
+            continue
+        verdicts[candidate.tag] = await _signature_verdict(spec, pin, client)
+        if verdicts[candidate.tag] == "chosen":
             chosen = candidate.tag
 
     versioned = order(
@@ -139,6 +178,14 @@ async def explain(spec: ImageSpec, client: RegistryClient) -> Explanation:
     ordered = [TagVerdict(c.tag, verdicts[c.tag], str(c.version)) for c in versioned]
     ordered += [TagVerdict(tag, verdicts[tag]) for tag in sorted(tags) if tag not in listed]
     return Explanation(spec.name, str(spec.repository), chosen, tuple(ordered))
+
+
+async def _signature_verdict(spec: ImageSpec, pin: _Pin, client: RegistryClient) -> str:
+    try:
+        await _verified(spec, pin, client, None)
+    except SignatureError as error:
+        return f"signature: {error}"
+    return "chosen"
 
 
 def _missing(spec: ImageSpec, platforms: Mapping[str, str]) -> list[str]:
@@ -154,6 +201,7 @@ def _locked(spec: ImageSpec, tag: str, pin: _Pin) -> LockedImage:
         media_type=pin.media_type,
         platforms=dict(pin.platforms),
         spec=spec.spec_hash,
+        verified=pin.verified,
     )
 
 

@@ -76,7 +76,8 @@ db = "postgres:16.4"
     [
         ("colour = 1\n", "top level", "unknown key 'colour'"),
         ("version = 2\n", "key 'version'", "unsupported version"),
-        ("[defaults]\nverify = 1\n", "[defaults]", "unknown key 'verify'"),
+        ("[defaults]\ncolour = 1\n", "[defaults]", "unknown key 'colour'"),
+        ("[defaults]\nverify = 1\n", "[defaults]", "key 'verify': expected a policy name"),
         ('[defaults]\nplatforms = "linux/amd64"\n', "[defaults]", "expected a list of strings"),
         ('[defaults]\nplatforms = ["linux"]\n', "[defaults]", "invalid platform 'linux'"),
         ('[images.web]\nimage = "nginx"\nversion = ">=1"\nflavour = "x"\n', "[images.web]", "unknown key 'flavour'"),

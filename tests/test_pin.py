@@ -143,21 +143,18 @@ def test_pin_needs_a_lock(project: Project) -> None:
 def test_from_plain_manifests_to_pinned_ones(project: Project, registry: Registry) -> None:
     """init → lock → pin → check, against the real registry, and CI catching drift afterwards."""
     host = registry.host
+    pushed = {name: registry.seeder.push_image(f"e2e/{name}", tag) for name, tag in E2E_IMAGES.items()}
     deploy = project.directory / "deploy"
     deploy.mkdir()
     (deploy / "app.yaml").write_text(
-        f"spec:\n  containers:\n    - image: {host}/library/nginx:1.26.2\n    - image: {host}/library/redis:7.2\n"
+        f"spec:\n  containers:\n    - image: {host}/e2e/web:1.26.2\n    - image: {host}/e2e/cache:7.2\n"
     )
-    (deploy / "Dockerfile").write_text(f"FROM {host}/library/python:3.12.4 AS build\nFROM build\n")
+    (deploy / "Dockerfile").write_text(f"FROM {host}/e2e/build:3.12.4 AS build\nFROM build\n")
 
     init = project.run("init", str(deploy))
     assert init.exit_code == 0, init.stderr
     config = tomllib.loads(project.config.read_text())["images"]
-    assert config == {
-        "nginx": {"image": f"{host}/library/nginx", "tag": "1.26.2"},
-        "python": {"image": f"{host}/library/python", "tag": "3.12.4"},
-        "redis": {"image": f"{host}/library/redis", "tag": "7.2"},
-    }
+    assert config == {name: {"image": f"{host}/e2e/{name}", "tag": tag} for name, tag in E2E_IMAGES.items()}
     assert project.run("init", str(deploy)).exit_code == 2  # never overwrites images.toml by accident
 
     assert project.run("lock").exit_code == 0
@@ -165,18 +162,21 @@ def test_from_plain_manifests_to_pinned_ones(project: Project, registry: Registr
     assert project.run("pin", str(deploy)).exit_code == 0
     assert project.run("pin", "--check", str(deploy)).exit_code == 0
     containers = YAML(typ="safe").load((deploy / "app.yaml").read_text())["spec"]["containers"]
-    assert containers[0]["image"] == f"{host}/library/nginx:1.26.2@{registry.image('library/nginx:1.26.2').digest}"
+    assert containers[0]["image"] == f"{host}/e2e/web:1.26.2@{pushed['web'].digest}"
     dockerfile = (deploy / "Dockerfile").read_text()
-    assert dockerfile.startswith(f"FROM {host}/library/python:3.12.4@{registry.image('library/python:3.12.4').digest}")
+    assert dockerfile.startswith(f"FROM {host}/e2e/build:3.12.4@{pushed['build'].digest} AS build\n")
 
-    moved = registry.seeder.push_image("library/redis", "7.2", salt="rebuilt-for-pin-test")
-    assert project.run("update", "redis").exit_code == 0
+    moved = registry.seeder.push_image("e2e/cache", "7.2", salt="rebuilt")
+    assert project.run("update", "cache").exit_code == 0
     drift = project.run("pin", "--check", str(deploy))
     assert drift.exit_code == 1
     assert f"{deploy / 'app.yaml'}:4" in drift.stdout
     assert project.run("pin", str(deploy)).exit_code == 0
     containers = YAML(typ="safe").load((deploy / "app.yaml").read_text())["spec"]["containers"]
-    assert containers[1]["image"] == f"{host}/library/redis:7.2@{moved.digest}"
+    assert containers[1]["image"] == f"{host}/e2e/cache:7.2@{moved.digest}"
+
+
+E2E_IMAGES = {"build": "3.12.4", "cache": "7.2", "web": "1.26.2"}
 
 
 def test_init_names_entries_after_repositories_and_reports_what_it_skips(project: Project) -> None:

@@ -58,6 +58,7 @@ class Manifest:
     body: bytes
     children: tuple[Descriptor, ...] = ()  # for an index
     config: Descriptor | None = None  # for an image manifest
+    layers: tuple[Descriptor, ...] = ()  # for an image manifest
 
     @property
     def is_index(self) -> bool:
@@ -122,7 +123,10 @@ def parse_manifest(
             raise RegistryError(f"{what}: index has no 'manifests' list")
         return Manifest(media_type, digest, body, children=tuple(_descriptor(child, what) for child in children))
     config = _descriptor(document.get("config"), what)
-    return Manifest(media_type, digest, body, config=config)
+    layers = document.get("layers") or []
+    if not isinstance(layers, list):
+        raise RegistryError(f"{what}: manifest 'layers' is not a list")
+    return Manifest(media_type, digest, body, config=config, layers=tuple(_descriptor(layer, what) for layer in layers))
 
 
 def _descriptor(value: Any, what: str) -> Descriptor:

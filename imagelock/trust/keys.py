@@ -1,0 +1,74 @@
+"""Public keys for signature verification: loading, fingerprints, and checking a signature."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from imagelock.errors import InputError
+
+SupportedKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+_CURVE_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "secp256r1": hashes.SHA256,
+    "secp384r1": hashes.SHA384,
+    "secp521r1": hashes.SHA512,
+}
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    fingerprint: str  # sha256 of the DER SubjectPublicKeyInfo: what the lock records
+    key: SupportedKey
+    source: str  # the file it came from, for messages
+
+    def verifies(self, signature: bytes, message: bytes) -> bool:
+        """True when ``signature`` is this key's signature over ``message`` (cosign's algorithms)."""
+        if isinstance(self.key, ec.EllipticCurvePublicKey):
+            algorithm = ec.ECDSA(_CURVE_HASHES.get(self.key.curve.name, hashes.SHA256)())
+            for candidate in _ecdsa_encodings(signature, self.key.curve.key_size):
+                try:
+                    self.key.verify(candidate, message, algorithm)
+                    return True
+                except (InvalidSignature, ValueError):
+                    continue
+            return False
+        try:
+            if isinstance(self.key, rsa.RSAPublicKey):
+                self.key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+            else:
+                self.key.verify(signature, message)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+def load_public_key(path: Path) -> PublicKey:
+    """A PEM public key (SubjectPublicKeyInfo): ECDSA P-256/384/521, RSA or Ed25519."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"key file {str(path)!r}: cannot read: {error.strerror}") from None
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError:
+        raise InputError(f"key file {str(path)!r}: not a PEM public key") from None
+    if not isinstance(key, SupportedKey):
+        raise InputError(f"key file {str(path)!r}: unsupported key type {type(key).__name__}")
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return PublicKey("sha256:" + hashlib.sha256(der).hexdigest(), key, str(path))
+
+
+def _ecdsa_encodings(signature: bytes, key_bits: int) -> list[bytes]:
+    """cosign writes ASN.1 DER; a raw r||s signature of the curve's size is accepted too."""
+    size = (key_bits + 7) // 8
+    encodings = [signature]
+    if len(signature) == 2 * size:
+        r, s = int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+        encodings.append(encode_dss_signature(r, s))
+    return encodings
