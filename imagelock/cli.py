@@ -55,7 +55,7 @@ class TerminalEvents:
         self.task: TaskID | None = None
 
     def warning(self, message: str) -> None:
-        self.console.print(f"warning: {message}", style="yellow", markup=False, highlight=False)
+        self.console.print(f"warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)
 
     def started(self, total: int) -> None:
         if self.console.is_terminal and total > 1 and self.progress is None:

@@ -154,7 +154,8 @@ class Project:
             raise InputError(f"{self.lock_path}: not found; run 'imagelock lock'")
         config = load_config(self.config_path)
         entries = list(existing.images.values())
-        return self._run(lambda client: verify_all(entries, client), config) if entries else []
+        policies = {name: spec.policy for name, spec in config.images.items()}
+        return self._run(lambda client: verify_all(entries, client, policies), config) if entries else []
 
     # -- editing images.toml ---------------------------------------------------------------------
 

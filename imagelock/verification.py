@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from imagelock import trust
 from imagelock.errors import NotFoundError
 from imagelock.lockfile import LockedImage
 from imagelock.reference import parse_repository
 from imagelock.registry import RegistryClient
+from imagelock.trust import SignatureError, TrustPolicy
 
 
 @dataclass(frozen=True)
@@ -23,13 +25,17 @@ class Verification:
         return not self.problems
 
 
-async def verify_all(entries: Iterable[LockedImage], client: RegistryClient) -> list[Verification]:
+async def verify_all(
+    entries: Iterable[LockedImage], client: RegistryClient, policies: Mapping[str, TrustPolicy | None]
+) -> list[Verification]:
+    """Verify each entry; ``policies`` gives each entry's current trust policy by name."""
     entries = list(entries)
-    return list(await asyncio.gather(*(verify_entry(entry, client) for entry in entries)))
+    return list(await asyncio.gather(*(verify_entry(entry, client, policies.get(entry.name)) for entry in entries)))
 
 
-async def verify_entry(entry: LockedImage, client: RegistryClient) -> Verification:
-    """The locked digest still exists (re-verified byte for byte) and still offers every locked platform."""
+async def verify_entry(entry: LockedImage, client: RegistryClient, policy: TrustPolicy | None = None) -> Verification:
+    """The locked digest still exists (re-verified byte for byte), still offers every locked platform,
+    and, under a trust policy, still carries a signature that satisfies it."""
     repository = parse_repository(entry.image)
     problems: list[str] = []
     try:
@@ -47,4 +53,9 @@ async def verify_entry(entry: LockedImage, client: RegistryClient) -> Verificati
                 await client.head_manifest(repository, digest)
             except NotFoundError:
                 problems.append(f"platform {platform} manifest {digest} no longer exists")
+    if policy is not None:
+        try:
+            await trust.verify(policy, repository, entry.digest, client)
+        except SignatureError as error:
+            problems.append(f"signature: {error}")
     return Verification(entry.name, entry.reference, tuple(problems))

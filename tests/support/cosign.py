@@ -1,0 +1,121 @@
+"""Signing images the way ``cosign sign --key`` does (legacy ``.sig`` tag scheme), with ``cryptography``.
+
+Pushes a signature manifest at ``sha256-<hex>.sig`` in the image's repository: one layer per
+signature, the simple-signing payload as the blob, the base64 signature in the layer annotation.
+Every knob an attack needs is a parameter.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+
+from tests.support.registry import OCI_CONFIG, OCI_MANIFEST, Seeder
+
+SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    private: PrivateKey
+
+    @classmethod
+    def ecdsa(cls, curve: ec.EllipticCurve | None = None) -> SigningKey:
+        return cls(ec.generate_private_key(curve or ec.SECP256R1()))
+
+    @classmethod
+    def rsa(cls) -> SigningKey:
+        return cls(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+    @classmethod
+    def ed25519(cls) -> SigningKey:
+        return cls(ed25519.Ed25519PrivateKey.generate())
+
+    def public_pem(self) -> bytes:
+        return self.private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def write_public(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.public_pem())
+        return path
+
+    @property
+    def fingerprint(self) -> str:
+        der = self.private.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return "sha256:" + hashlib.sha256(der).hexdigest()
+
+    def sign(self, message: bytes) -> bytes:
+        if isinstance(self.private, ec.EllipticCurvePrivateKey):  # cosign: the hash that fits the curve
+            digest = hashes.SHA384() if self.private.curve.key_size == 384 else hashes.SHA256()
+            return self.private.sign(message, ec.ECDSA(digest))
+        if isinstance(self.private, rsa.RSAPrivateKey):
+            return self.private.sign(message, padding.PKCS1v15(), hashes.SHA256())
+        return self.private.sign(message)
+
+
+def payload(repository: str, digest: str, *, kind: str = "cosign container image signature") -> bytes:
+    """cosign's simple-signing payload, compact JSON, as cosign writes it."""
+    document = {
+        "critical": {
+            "identity": {"docker-reference": repository},
+            "image": {"docker-manifest-digest": digest},
+            "type": kind,
+        },
+        "optional": None,
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def sign_image(
+    seeder: Seeder,
+    registry_host: str,
+    repository: str,
+    digest: str,
+    key: SigningKey,
+    *,
+    signed_payload: bytes | None = None,
+    uploaded_payload: bytes | None = None,
+    signature: str | None = None,
+    docker_reference: str | None = None,
+    signed_digest: str | None = None,
+) -> str:
+    """Push a cosign signature for ``repository@digest``; return the signature manifest's digest.
+
+    ``signed_payload`` is what the key signs, ``uploaded_payload`` what the blob holds (a swap
+    attack makes them differ); ``signature`` overrides the annotation text; ``signed_digest`` the
+    digest named inside the payload.
+    """
+    reference = docker_reference or f"{registry_host}/{repository}"
+    signed = signed_payload if signed_payload is not None else payload(reference, signed_digest or digest)
+    blob = uploaded_payload if uploaded_payload is not None else signed
+    annotation = signature if signature is not None else base64.b64encode(key.sign(signed)).decode()
+    blob_digest = seeder.push_blob(repository, blob)
+    config = seeder.push_blob(repository, b"{}")
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config, "size": 2},
+        "layers": [
+            {
+                "mediaType": SIMPLE_SIGNING,
+                "digest": blob_digest,
+                "size": len(blob),
+                "annotations": {SIGNATURE_ANNOTATION: annotation},
+            }
+        ],
+    }
+    algorithm, _, hexdigest = digest.partition(":")
+    body = json.dumps(manifest).encode()
+    return seeder.push_manifest(repository, f"{algorithm}-{hexdigest}.sig", body, OCI_MANIFEST)
