@@ -18,7 +18,7 @@ from imagelock.trust import SignatureError
 from imagelock.trust.cosign import verify_simple_signing
 from imagelock.trust.keys import load_public_key
 from tests.conftest import Project, Registry
-from tests.support.cosign import SigningKey, payload, sign_image
+from tests.support.cosign import SigningKey, payload, sign_image, sign_image_bundle
 from tests.support.registry import PushedImage
 
 INTEROP = Path(__file__).resolve().parent.parent.parent / "shared" / "interop" / "cosign"
@@ -338,3 +338,36 @@ def test_interop_cosign_key_vectors(case: dict[str, object]) -> None:
     else:
         with pytest.raises(SignatureError):
             verify()
+
+
+# -- cosign v3: sigstore bundles attached as OCI referrers -----------------------------------------
+
+
+def test_a_v3_bundle_signature_is_found_through_the_referrers_tag_and_verified(
+    project: Project, registry: Registry, key: SigningKey, repository: str
+) -> None:
+    image = registry.seeder.push_image(repository, "1.0.0")
+    bundle_manifest = sign_image_bundle(registry.seeder, repository, image.digest, key)
+    project.write(policy_config(project, key) + image_entry(registry, repository))
+    result = project.run("lock")
+    assert result.exit_code == 0, result.stderr
+    assert locked(project)["verified"] == {"method": "cosign", "key": key.fingerprint, "signature": bundle_manifest}
+
+
+@pytest.mark.parametrize(
+    ("attack", "message"),
+    [("subject", "subject is not"), ("wrong key behind the right hint", "DSSE signature does not verify")],
+)
+def test_v3_bundle_attacks_are_rejected(
+    project: Project, registry: Registry, key: SigningKey, repository: str, attack: str, message: str
+) -> None:
+    image = registry.seeder.push_image(repository, "1.0.0")
+    if attack == "subject":
+        sign_image_bundle(registry.seeder, repository, image.digest, key, subject_digest="sha256:" + "1" * 64)
+    else:
+        sign_image_bundle(registry.seeder, repository, image.digest, SigningKey.ecdsa(), hint_key=key)
+    project.write(policy_config(project, key) + image_entry(registry, repository))
+    result = project.run("lock")
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert not project.lock.exists()

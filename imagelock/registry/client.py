@@ -18,6 +18,8 @@ from imagelock.registry.authn import Keychain
 from imagelock.registry.manifests import (
     ACCEPT,
     IMAGE_CONFIG_TYPES,
+    OCI_INDEX,
+    Descriptor,
     Manifest,
     config_platform,
     parse_manifest,
@@ -141,6 +143,31 @@ class RegistryClient:
         self._raise_for_status(response, repository, what)
         verify_digest(response.body, claimed=None, expected=digest, what=what)
         return response.body
+
+    async def referrers(self, repository: Repository, digest: str) -> tuple[Descriptor, ...]:
+        """Manifests whose ``subject`` is ``digest``: the referrers API, else the ``sha256-<hex>`` tag index."""
+        if not is_valid_digest(digest):
+            raise RegistryError(f"refusing to request invalid digest {digest!r} of {repository}")
+        response = await self._get(
+            repository, f"/v2/{repository.path}/referrers/{digest}", max_bytes=MAX_MANIFEST_BYTES, accept=OCI_INDEX
+        )
+        if response.status == 200:
+            index = parse_manifest(
+                response.body,
+                content_type=response.headers.get("content-type") or OCI_INDEX,
+                claimed_digest=None,
+                expected_digest=None,
+                what=f"referrers of {repository}@{digest}",
+            )
+            return index.children
+        if response.status not in (400, 404, 405, 406):
+            self._raise_for_status(response, repository, f"referrers of {repository}@{digest}")
+        algorithm, _, hexdigest = digest.partition(":")
+        try:
+            index = await self.get_manifest(repository, f"{algorithm}-{hexdigest}")
+        except NotFoundError:
+            return ()
+        return index.children if index.is_index else ()
 
     async def platforms(self, repository: Repository, manifest: Manifest) -> dict[str, str]:
         """Every real platform the image offers, with the digest of its platform manifest."""

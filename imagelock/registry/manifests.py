@@ -42,6 +42,7 @@ class Descriptor:
     size: int
     platform: Platform | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
+    artifact_type: str | None = None
 
     @property
     def is_attestation(self) -> bool:
@@ -143,7 +144,15 @@ def _descriptor(value: Any, what: str) -> Descriptor:
     platform = None
     if "platform" in value:
         platform = platform_of(value["platform"], what)
-    return Descriptor(media_type, digest, size, platform, {str(k): str(v) for k, v in annotations.items()})
+    artifact_type = value.get("artifactType")
+    return Descriptor(
+        media_type,
+        digest,
+        size,
+        platform,
+        {str(k): str(v) for k, v in annotations.items()},
+        artifact_type if isinstance(artifact_type, str) else None,
+    )
 
 
 def platform_of(value: Any, what: str) -> Platform:

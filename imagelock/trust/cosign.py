@@ -1,11 +1,15 @@
-"""cosign signatures, key-based, in the legacy scheme most published signatures use.
+"""cosign signatures, key-based, in both schemes cosign writes.
 
-The signature manifest sits in the image's repository at tag ``sha256-<hex>.sig``; each layer
-is a simple-signing payload (media type ``application/vnd.dev.cosign.simplesigning.v1+json``)
-with the base64 signature in the annotation ``dev.cosignproject.cosign/signature``. Checked in
-this order, and only then believed: the payload blob's digest and size, the signature over its
-exact bytes, the JSON, ``critical.type``, ``docker-manifest-digest`` (the digest imagelock
-computed), and ``docker-reference`` (the same repository, unless the policy relaxes it).
+Legacy (what most published signatures use): a manifest at tag ``sha256-<hex>.sig``; each layer
+is a simple-signing payload (``application/vnd.dev.cosign.simplesigning.v1+json``) with the
+base64 signature in the annotation ``dev.cosignproject.cosign/signature``. Checked in this order,
+and only then believed: the payload blob's digest and size, the signature over its exact bytes,
+the JSON, ``critical.type``, ``docker-manifest-digest`` (the digest imagelock computed), and
+``docker-reference`` (the same repository, unless the policy relaxes it).
+
+cosign v3: a sigstore bundle (``application/vnd.dev.sigstore.bundle.v0.3+json``) attached as an
+OCI referrer of the image. Its DSSE envelope is checked with the policy's keys (never the bundle's
+key hint), then its in-toto statement must name the digest imagelock computed as its subject.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 PAYLOAD_TYPE = "cosign container image signature"
 MAX_PAYLOAD_BYTES = 64 << 10
 MAX_SIGNATURE_LAYERS = 32
+BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+IN_TOTO = "application/vnd.in-toto+json"
+MAX_BUNDLE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -41,10 +48,29 @@ def signature_tag(digest: str) -> str:
 
 
 async def verify(policy: CosignPolicy, repository: Repository, digest: str, client: RegistryClient) -> Evidence:
+    """Evidence from the first signature, in either scheme, that satisfies the policy."""
+    problems: list[str] = []
+    for scheme in (_verify_legacy, _verify_bundles):
+        try:
+            return await scheme(policy, repository, digest, client)
+        except _NoSignatureError:
+            continue
+        except SignatureError as error:
+            problems.append(str(error))
+    if not problems:
+        raise SignatureError(f"no cosign signature for {repository}@{digest}")
+    raise SignatureError(f"{repository}@{digest}: no valid cosign signature ({'; '.join(problems)})")
+
+
+class _NoSignatureError(Exception):
+    """This scheme has no signature for the image at all (not a failure on its own)."""
+
+
+async def _verify_legacy(policy: CosignPolicy, repository: Repository, digest: str, client: RegistryClient) -> Evidence:
     try:
         manifest = await client.get_manifest(repository, signature_tag(digest))
     except NotFoundError:
-        raise SignatureError(f"no cosign signature for {repository}@{digest}") from None
+        raise _NoSignatureError from None
     if manifest.is_index or not manifest.layers:
         raise SignatureError(f"{repository}:{signature_tag(digest)} is not a cosign signature manifest")
     problems: list[str] = []
@@ -70,8 +96,57 @@ async def verify(policy: CosignPolicy, repository: Repository, digest: str, clie
             problems.append(str(error))
             continue
         return Evidence({"method": "cosign", "key": verified.key.fingerprint, "signature": manifest.digest})
-    reason = "; ".join(problems) if problems else "no simple-signing layer"
-    raise SignatureError(f"{repository}@{digest}: no valid cosign signature ({reason})")
+    raise SignatureError("; ".join(problems) if problems else "the .sig manifest has no simple-signing layer")
+
+
+async def _verify_bundles(
+    policy: CosignPolicy, repository: Repository, digest: str, client: RegistryClient
+) -> Evidence:
+    referrers = [ref for ref in await client.referrers(repository, digest) if ref.artifact_type == BUNDLE_TYPE]
+    if not referrers:
+        raise _NoSignatureError
+    problems: list[str] = []
+    for referrer in referrers[:MAX_SIGNATURE_LAYERS]:
+        manifest = await client.get_manifest(repository, referrer.digest)
+        if manifest.is_index or len(manifest.layers) != 1 or manifest.layers[0].size > MAX_BUNDLE_BYTES:
+            problems.append(f"referrer {referrer.digest} is not a single bundle of at most {MAX_BUNDLE_BYTES} bytes")
+            continue
+        bundle = await client.get_blob(repository, manifest.layers[0].digest, max_bytes=MAX_BUNDLE_BYTES)
+        try:
+            key = verify_bundle(bundle, policy.keys, digest)
+        except SignatureError as error:
+            problems.append(f"bundle {referrer.digest}: {error}")
+            continue
+        return Evidence({"method": "cosign", "key": key.fingerprint, "signature": manifest.digest})
+    raise SignatureError("; ".join(problems))
+
+
+def verify_bundle(bundle: bytes, keys: Sequence[PublicKey], digest: str) -> PublicKey:
+    """A key-based sigstore bundle: its DSSE signature by one of ``keys``, its statement's subject ``digest``."""
+    try:
+        envelope = json.loads(bundle)["dsseEnvelope"]
+        payload_type = envelope["payloadType"]
+        body = base64.b64decode(envelope["payload"], validate=True)
+        signatures = [base64.b64decode(item["sig"], validate=True) for item in envelope["signatures"]]
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise SignatureError("not a sigstore bundle with a DSSE envelope") from None
+    if not isinstance(payload_type, str):
+        raise SignatureError("DSSE payloadType is not a string")
+    message = b"DSSEv1 %d %s %d %s" % (len(payload_type.encode()), payload_type.encode(), len(body), body)
+    key = next((key for key in keys for signature in signatures if key.verifies(signature, message)), None)
+    if key is None:
+        raise SignatureError("DSSE signature does not verify with the policy's key(s)")
+    if payload_type != IN_TOTO:
+        raise SignatureError(f"DSSE payload type is {payload_type!r}, not {IN_TOTO!r}")
+    try:
+        statement = json.loads(body)
+        subjects = [subject["digest"] for subject in statement["subject"]]
+    except (ValueError, KeyError, TypeError):
+        raise SignatureError("signed statement is not an in-toto statement") from None
+    algorithm, _, hexdigest = digest.partition(":")
+    if not any(isinstance(subject, dict) and subject.get(algorithm) == hexdigest for subject in subjects):
+        raise SignatureError(f"signed statement's subject is not {digest}")
+    return key
 
 
 def verify_simple_signing(

@@ -119,3 +119,79 @@ def sign_image(
     algorithm, _, hexdigest = digest.partition(":")
     body = json.dumps(manifest).encode()
     return seeder.push_manifest(repository, f"{algorithm}-{hexdigest}.sig", body, OCI_MANIFEST)
+
+
+BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+def statement(digest: str) -> bytes:
+    algorithm, _, hexdigest = digest.partition(":")
+    document = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "", "digest": {algorithm: hexdigest}}],
+        "predicateType": "https://sigstore.dev/cosign/sign/v1",
+        "predicate": {},
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def sign_image_bundle(
+    seeder: Seeder,
+    repository: str,
+    digest: str,
+    key: SigningKey,
+    *,
+    hint_key: SigningKey | None = None,
+    subject_digest: str | None = None,
+) -> str:
+    """Attach a cosign v3 key-based sigstore bundle to ``repository@digest`` as an OCI referrer.
+
+    The registry has no referrers API, so the referrer is listed in an index at tag
+    ``sha256-<hex>``, as cosign does. ``hint_key`` puts another key's hint in the bundle (the
+    verifier must ignore it); ``subject_digest`` names another image in the signed statement.
+    """
+    body = statement(subject_digest or digest)
+    payload_type = b"application/vnd.in-toto+json"
+    signed = b"DSSEv1 %d %s %d %s" % (len(payload_type), payload_type, len(body), body)
+    hint = base64.b64encode(bytes.fromhex((hint_key or key).fingerprint[7:])).decode()
+    bundle = {
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {"publicKey": {"hint": hint}, "tlogEntries": []},
+        "dsseEnvelope": {
+            "payload": base64.b64encode(body).decode(),
+            "payloadType": payload_type.decode(),
+            "signatures": [{"sig": base64.b64encode(key.sign(signed)).decode(), "keyid": ""}],
+        },
+    }
+    bundle_body = json.dumps(bundle).encode()
+    layer = seeder.push_blob(repository, bundle_body)
+    empty = seeder.push_blob(repository, b"{}")
+    size = len(seeder.client.get(f"/v2/{repository}/manifests/{digest}", headers={"Accept": OCI_INDEX}).content)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": BUNDLE_TYPE,
+        "config": {"mediaType": OCI_EMPTY, "digest": empty, "size": 2},
+        "layers": [{"mediaType": BUNDLE_TYPE, "digest": layer, "size": len(bundle_body)}],
+        "subject": {"mediaType": OCI_INDEX, "digest": digest, "size": size},
+    }
+    manifest_body = json.dumps(manifest).encode()
+    manifest_digest = "sha256:" + hashlib.sha256(manifest_body).hexdigest()
+    seeder.push_manifest(repository, manifest_digest, manifest_body, OCI_MANIFEST)
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": manifest_digest,
+                "size": len(manifest_body),
+                "artifactType": BUNDLE_TYPE,
+            }
+        ],
+    }
+    algorithm, _, hexdigest = digest.partition(":")
+    seeder.push_manifest(repository, f"{algorithm}-{hexdigest}", json.dumps(index).encode(), OCI_INDEX)
+    return manifest_digest
