@@ -21,7 +21,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from imagelock.errors import InputError
 from imagelock.platforms import Platform, parse_platform
 from imagelock.reference import Repository, is_valid_registry_host, is_valid_tag, parse_reference
-from imagelock.trust import CosignPolicy, TrustPolicy, load_public_key
+from imagelock.trust import CosignPolicy, KeylessPolicy, TrustPolicy, load_public_key
 from imagelock.versions import TagMatcher
 
 CONFIG_VERSION = 1
@@ -29,8 +29,9 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _TOP_LEVEL_KEYS = frozenset({"version", "defaults", "registries", "policies", "images"})
 _DEFAULTS_KEYS = frozenset({"platforms", "verify"})
 _COSIGN_KEYS = frozenset({"method", "key", "keys", "match-repository"})
-_METHODS = ("cosign",)
-_PLANNED_METHODS = ("cosign-keyless", "notation", "content-trust")
+_KEYLESS_KEYS = frozenset({"method", "issuer", "identity", "identity-regexp", "trusted-root"})
+_METHODS = ("cosign", "cosign-keyless")
+_PLANNED_METHODS = ("notation", "content-trust")
 _REGISTRY_KEYS = frozenset({"insecure", "ca-cert", "concurrency", "timeout"})
 _IMAGE_KEYS = frozenset(
     {"image", "version", "tag", "variant", "tag-pattern", "prereleases", "exclude", "platforms", "verify"}
@@ -282,6 +283,8 @@ class _ConfigParser:
             raise self.error(where, f"key 'method': {method!r} is not supported by this version of imagelock yet")
         if method not in _METHODS:
             raise self.error(where, f"key 'method': expected one of {', '.join(_METHODS)}, got {method!r}")
+        if method == "cosign-keyless":
+            return self.keyless_policy(where, name, table)
         self.check_keys(where, table, _COSIGN_KEYS)
         if ("key" in table) == ("keys" in table):
             raise self.error(where, "needs exactly one of 'key' (one PEM public key) and 'keys' (a list)")
@@ -300,6 +303,28 @@ class _ConfigParser:
                 raise self.error(where, str(error)) from None
         match_repository = self.boolean(where, "match-repository", table.get("match-repository", True))
         return CosignPolicy(name, tuple(keys), match_repository)
+
+    def keyless_policy(self, where: str, name: str, table: dict[str, Any]) -> KeylessPolicy:
+        self.check_keys(where, table, _KEYLESS_KEYS)
+        if "issuer" not in table:
+            raise self.error(
+                where, "missing key 'issuer' (the OIDC issuer, e.g. https://token.actions.githubusercontent.com)"
+            )
+        if ("identity" in table) == ("identity-regexp" in table):
+            raise self.error(where, "needs exactly one of 'identity' and 'identity-regexp'")
+        identity = self.string(where, "identity", table["identity"]) if "identity" in table else None
+        pattern = (
+            self.string(where, "identity-regexp", table["identity-regexp"]) if "identity-regexp" in table else None
+        )
+        root = (
+            self.path.parent / self.string(where, "trusted-root", table["trusted-root"])
+            if "trusted-root" in table
+            else None
+        )
+        try:
+            return KeylessPolicy.create(name, self.string(where, "issuer", table["issuer"]), identity, pattern, root)
+        except InputError as error:
+            raise self.error(where, str(error)) from None
 
     def matcher(self, where: str, entry: dict[str, Any]) -> TagMatcher:
         specifier_text = self.string(where, "version", entry.get("version", ""))

@@ -15,9 +15,19 @@ from typing import Any
 from imagelock.errors import EXIT_CHECK_FAILED, ImagelockError
 from imagelock.reference import Repository
 from imagelock.registry import RegistryClient
+from imagelock.trust.keyless import KeylessPolicy
 from imagelock.trust.keys import PublicKey, load_public_key
 
-__all__ = ["CosignPolicy", "Evidence", "PublicKey", "SignatureError", "TrustPolicy", "load_public_key", "verify"]
+__all__ = [
+    "CosignPolicy",
+    "Evidence",
+    "KeylessPolicy",
+    "PublicKey",
+    "SignatureError",
+    "TrustPolicy",
+    "load_public_key",
+    "verify",
+]
 
 
 class SignatureError(ImagelockError):
@@ -44,7 +54,7 @@ class CosignPolicy:
         }
 
 
-TrustPolicy = CosignPolicy
+TrustPolicy = CosignPolicy | KeylessPolicy
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,8 @@ class Evidence:
 
 
 async def verify(policy: TrustPolicy, repository: Repository, digest: str, client: RegistryClient) -> Evidence:
-    from imagelock.trust import cosign
+    from imagelock.trust import cosign, keyless
 
+    if isinstance(policy, KeylessPolicy):
+        return await keyless.verify(policy, repository, digest, client)
     return await cosign.verify(policy, repository, digest, client)

@@ -25,6 +25,7 @@ from imagelock.reference import Repository, parse_reference
 from imagelock.registry import RegistryClient
 from imagelock.trust import CosignPolicy, Evidence, SignatureError
 from imagelock.trust.keys import PublicKey
+from imagelock.trust.statements import check_statement
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -32,7 +33,6 @@ PAYLOAD_TYPE = "cosign container image signature"
 MAX_PAYLOAD_BYTES = 64 << 10
 MAX_SIGNATURE_LAYERS = 32
 BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
-IN_TOTO = "application/vnd.in-toto+json"
 MAX_BUNDLE_BYTES = 1 << 20
 
 
@@ -53,7 +53,7 @@ async def verify(policy: CosignPolicy, repository: Repository, digest: str, clie
     for scheme in (_verify_legacy, _verify_bundles):
         try:
             return await scheme(policy, repository, digest, client)
-        except _NoSignatureError:
+        except NoSignatureError:
             continue
         except SignatureError as error:
             problems.append(str(error))
@@ -62,15 +62,15 @@ async def verify(policy: CosignPolicy, repository: Repository, digest: str, clie
     raise SignatureError(f"{repository}@{digest}: no valid cosign signature ({'; '.join(problems)})")
 
 
-class _NoSignatureError(Exception):
-    """This scheme has no signature for the image at all (not a failure on its own)."""
+class NoSignatureError(Exception):
+    """A scheme has no signature for the image at all (not a failure on its own)."""
 
 
 async def _verify_legacy(policy: CosignPolicy, repository: Repository, digest: str, client: RegistryClient) -> Evidence:
     try:
         manifest = await client.get_manifest(repository, signature_tag(digest))
     except NotFoundError:
-        raise _NoSignatureError from None
+        raise NoSignatureError from None
     if manifest.is_index or not manifest.layers:
         raise SignatureError(f"{repository}:{signature_tag(digest)} is not a cosign signature manifest")
     problems: list[str] = []
@@ -102,23 +102,37 @@ async def _verify_legacy(policy: CosignPolicy, repository: Repository, digest: s
 async def _verify_bundles(
     policy: CosignPolicy, repository: Repository, digest: str, client: RegistryClient
 ) -> Evidence:
+    problems: list[str] = []
+    for manifest_digest, bundle in await find_bundles(repository, digest, client, problems):
+        try:
+            key = verify_bundle(bundle, policy.keys, digest)
+        except SignatureError as error:
+            problems.append(f"bundle {manifest_digest}: {error}")
+            continue
+        return Evidence({"method": "cosign", "key": key.fingerprint, "signature": manifest_digest})
+    raise SignatureError("; ".join(problems))
+
+
+async def find_bundles(
+    repository: Repository, digest: str, client: RegistryClient, problems: list[str]
+) -> list[tuple[str, bytes]]:
+    """The sigstore bundles attached to ``digest`` as referrers: (referrer manifest digest, bundle bytes).
+
+    Raises NoSignatureError when there are none; unusable referrers are noted in ``problems``.
+    """
     referrers = [ref for ref in await client.referrers(repository, digest) if ref.artifact_type == BUNDLE_TYPE]
     if not referrers:
-        raise _NoSignatureError
-    problems: list[str] = []
+        raise NoSignatureError
+    bundles = []
     for referrer in referrers[:MAX_SIGNATURE_LAYERS]:
         manifest = await client.get_manifest(repository, referrer.digest)
         if manifest.is_index or len(manifest.layers) != 1 or manifest.layers[0].size > MAX_BUNDLE_BYTES:
             problems.append(f"referrer {referrer.digest} is not a single bundle of at most {MAX_BUNDLE_BYTES} bytes")
             continue
-        bundle = await client.get_blob(repository, manifest.layers[0].digest, max_bytes=MAX_BUNDLE_BYTES)
-        try:
-            key = verify_bundle(bundle, policy.keys, digest)
-        except SignatureError as error:
-            problems.append(f"bundle {referrer.digest}: {error}")
-            continue
-        return Evidence({"method": "cosign", "key": key.fingerprint, "signature": manifest.digest})
-    raise SignatureError("; ".join(problems))
+        bundles.append(
+            (manifest.digest, await client.get_blob(repository, manifest.layers[0].digest, max_bytes=MAX_BUNDLE_BYTES))
+        )
+    return bundles
 
 
 def verify_bundle(bundle: bytes, keys: Sequence[PublicKey], digest: str) -> PublicKey:
@@ -136,16 +150,7 @@ def verify_bundle(bundle: bytes, keys: Sequence[PublicKey], digest: str) -> Publ
     key = next((key for key in keys for signature in signatures if key.verifies(signature, message)), None)
     if key is None:
         raise SignatureError("DSSE signature does not verify with the policy's key(s)")
-    if payload_type != IN_TOTO:
-        raise SignatureError(f"DSSE payload type is {payload_type!r}, not {IN_TOTO!r}")
-    try:
-        statement = json.loads(body)
-        subjects = [subject["digest"] for subject in statement["subject"]]
-    except (ValueError, KeyError, TypeError):
-        raise SignatureError("signed statement is not an in-toto statement") from None
-    algorithm, _, hexdigest = digest.partition(":")
-    if not any(isinstance(subject, dict) and subject.get(algorithm) == hexdigest for subject in subjects):
-        raise SignatureError(f"signed statement's subject is not {digest}")
+    check_statement(payload_type, body, digest)
     return key
 
 

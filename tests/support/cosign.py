@@ -165,7 +165,11 @@ def sign_image_bundle(
             "signatures": [{"sig": base64.b64encode(key.sign(signed)).decode(), "keyid": ""}],
         },
     }
-    bundle_body = json.dumps(bundle).encode()
+    return attach_bundle(seeder, repository, digest, json.dumps(bundle).encode())
+
+
+def attach_bundle(seeder: Seeder, repository: str, digest: str, bundle_body: bytes) -> str:
+    """Attach sigstore bundle bytes to ``repository@digest`` as an OCI referrer; return the referrer's digest."""
     layer = seeder.push_blob(repository, bundle_body)
     empty = seeder.push_blob(repository, b"{}")
     size = len(seeder.client.get(f"/v2/{repository}/manifests/{digest}", headers={"Accept": OCI_INDEX}).content)
@@ -180,18 +184,8 @@ def sign_image_bundle(
     manifest_body = json.dumps(manifest).encode()
     manifest_digest = "sha256:" + hashlib.sha256(manifest_body).hexdigest()
     seeder.push_manifest(repository, manifest_digest, manifest_body, OCI_MANIFEST)
-    index = {
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            {
-                "mediaType": OCI_MANIFEST,
-                "digest": manifest_digest,
-                "size": len(manifest_body),
-                "artifactType": BUNDLE_TYPE,
-            }
-        ],
-    }
+    referrer = {"mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": len(manifest_body)}
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{**referrer, "artifactType": BUNDLE_TYPE}]}
     algorithm, _, hexdigest = digest.partition(":")
     seeder.push_manifest(repository, f"{algorithm}-{hexdigest}", json.dumps(index).encode(), OCI_INDEX)
     return manifest_digest
