@@ -19,6 +19,7 @@ from imagelock.trust.cosign import verify_simple_signing
 from imagelock.trust.keys import load_public_key
 from tests.conftest import Project, Registry
 from tests.support.cosign import SigningKey, payload, sign_image, sign_image_bundle
+from tests.support.proxy import Answer, Proxy
 from tests.support.registry import PushedImage
 
 INTEROP = Path(__file__).resolve().parent.parent.parent / "shared" / "interop" / "cosign"
@@ -371,3 +372,31 @@ def test_v3_bundle_attacks_are_rejected(
     assert result.exit_code == 1
     assert message in result.stderr
     assert not project.lock.exists()
+
+
+def test_the_tag_moving_during_the_run_cannot_swap_in_an_unverified_image(
+    registry: Registry, project: Project, key: SigningKey, repository: str
+) -> None:
+    """Right after imagelock read the tag, it is moved to an unsigned image: the lock holds what was verified."""
+    signed = push_signed(registry, repository, "1.0.0", key)
+    proxy = Proxy(registry.host)
+    moved: list[PushedImage] = []
+
+    def move_tag(method: str, path: str, answer: Answer) -> Answer:
+        if path.endswith(f"/{repository}/manifests/1.0.0") and method == "GET" and not moved:
+            moved.append(registry.seeder.push_image(repository, "1.0.0", salt="swapped in"))
+        return answer
+
+    proxy.tamper = move_tag
+    proxy.start()
+    try:
+        # Through the proxy the registry has another name, so the signature's docker-reference differs.
+        relaxed = policy_config(project, key, "match-repository = false")
+        project.write(relaxed + f'[images.app]\nimage = "{proxy.host}/{repository}"\ntag = "1.0.0"\n')
+        result = project.run("lock")
+    finally:
+        proxy.stop()
+    assert result.exit_code == 0, result.stderr
+    assert moved
+    assert moved[0].digest != signed.digest
+    assert locked(project)["digest"] == signed.digest  # the digest that was resolved is the one verified and pinned
