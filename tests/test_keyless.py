@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -12,33 +11,18 @@ from imagelock.trust import KeylessPolicy, SignatureError
 from imagelock.trust.keyless import verify_keyless_bundle
 from tests.conftest import Project, Registry
 from tests.support.cosign import SigningKey, attach_bundle, sign_image_bundle
+from tests.support.interop import Case, interop_cases, interop_folder, mutated, needs_interop
 
-INTEROP = Path(__file__).resolve().parent.parent.parent / "shared" / "interop" / "sigstore"
+INTEROP = interop_folder("sigstore")
 ATTESTATION = INTEROP / "cosign-oci-attestation"
 SIGNED_DIGEST = "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4"
-needs_interop = pytest.mark.skipif(
-    not INTEROP.exists(), reason="../shared/interop is not beside this checkout (CI has it)"
-)
 
 
-def _cases() -> list[dict[str, object]]:
-    if not (INTEROP / "cases.json").exists():
-        return []
-    cases: list[dict[str, object]] = json.loads((INTEROP / "cases.json").read_text())["cases"]
-    return cases
+def _mutated(relative: str, case: Case) -> bytes:
+    return mutated(INTEROP, relative, case)
 
 
-def _mutated(relative: str, case: dict[str, object]) -> bytes:
-    data = bytearray((INTEROP / relative).read_bytes())
-    for mutation in case["mutations"]:  # type: ignore[attr-defined]
-        if mutation["file"] == relative:
-            offset, before = mutation["offset"], bytes.fromhex(mutation["from_hex"])
-            assert bytes(data[offset : offset + len(before)]) == before
-            data[offset : offset + len(before)] = bytes.fromhex(mutation["to_hex"])
-    return bytes(data)
-
-
-CASES = _cases()
+CASES = interop_cases(INTEROP)
 
 
 @needs_interop

@@ -8,7 +8,6 @@ import json
 import re
 import tomllib
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,10 +18,11 @@ from imagelock.trust.cosign import verify_simple_signing
 from imagelock.trust.keys import load_public_key
 from tests.conftest import Project, Registry
 from tests.support.cosign import SigningKey, payload, sign_image, sign_image_bundle
+from tests.support.interop import Case, interop_cases, interop_folder, mutated
 from tests.support.proxy import Answer, Proxy
 from tests.support.registry import PushedImage
 
-INTEROP = Path(__file__).resolve().parent.parent.parent / "shared" / "interop" / "cosign"
+INTEROP = interop_folder("cosign")
 
 
 @pytest.fixture(scope="module")
@@ -269,29 +269,11 @@ def test_policy_errors_are_exit_2_naming_file_policy_and_image(project: Project,
 # -- the upstream vectors (containers/image fixtures, made by cosign and skopeo) --------------------
 
 
-def _interop_cases() -> list[dict[str, object]]:
-    if not (INTEROP / "cases.json").exists():
-        return []
-    cases: list[dict[str, object]] = json.loads((INTEROP / "cases.json").read_text())["cases"]
-    return cases
+def _mutated(relative: str, case: Case) -> bytes:
+    return mutated(INTEROP, relative, case)
 
 
-def _mutated(relative: str, case: dict[str, object]) -> bytes:
-    data = bytearray((INTEROP / relative).read_bytes())
-    for mutation in case["mutations"]:  # type: ignore[attr-defined]
-        if mutation["file"] != relative:
-            continue
-        offset, before, after = (
-            mutation["offset"],
-            bytes.fromhex(mutation["from_hex"]),
-            bytes.fromhex(mutation["to_hex"]),
-        )
-        assert bytes(data[offset : offset + len(before)]) == before
-        data[offset : offset + len(before)] = after
-    return bytes(data)
-
-
-KEY_CASES = [case for case in _interop_cases() if "public_keys" in case["trust"]]  # type: ignore[operator]
+KEY_CASES = [case for case in interop_cases(INTEROP) if "public_keys" in case["trust"]]  # type: ignore[operator]
 # Cases only a Rekor SET check can reject (the signature itself is fine): imagelock does not check
 # Rekor SETs yet, and these xfail strictly so that the day it does, they must be switched on.
 NEEDS_REKOR = {"key-rekor-wrong-rekor-key", "key-rekor-tampered-set"}

@@ -108,10 +108,8 @@ def plan_pins(files: Iterable[Path], entries: Mapping[str, LockedImage]) -> tupl
         edits: list[Edit] = []
         changes: list[PinChange] = []
         for site in sites:
-            try:
-                reference = parse_reference(site.reference)
-            except InputError:
-                left_alone.append(Skipped(path, site.line, site.reference, "not an image reference"))
+            reference = _parse_site(site, left_alone)
+            if reference is None:
                 continue
             entry = match(site, reference, entries)
             if entry is None:
@@ -125,6 +123,15 @@ def plan_pins(files: Iterable[Path], entries: Mapping[str, LockedImage]) -> tupl
         new_text = apply_edits(text, edits) if edits else text
         plans.append(FilePlan(path, text, new_text, tuple(changes)))
     return plans, left_alone
+
+
+def _parse_site(site: Site, skipped: list[Skipped]) -> Reference | None:
+    """The site's reference, or None (noted in `skipped`) when it is not an image reference at all."""
+    try:
+        return parse_reference(site.reference)
+    except InputError:
+        skipped.append(Skipped(site.path, site.line, site.reference, "not an image reference"))
+        return None
 
 
 def _changes(text: str, edit: Edit) -> bool:
@@ -141,10 +148,8 @@ def references_in(files: Iterable[Path]) -> tuple[list[tuple[str, Reference]], l
         _, sites, left_alone = read_and_scan(path)
         skipped += left_alone
         for site in sites:
-            try:
-                reference = parse_reference(site.reference)
-            except InputError:
-                skipped.append(Skipped(path, site.line, site.reference, "not an image reference"))
+            reference = _parse_site(site, skipped)
+            if reference is None:
                 continue
             if reference.tag is None and reference.digest is not None:
                 skipped.append(Skipped(path, site.line, site.reference, "pinned by digest alone: no tag to follow"))
