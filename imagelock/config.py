@@ -21,7 +21,14 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from imagelock.errors import InputError
 from imagelock.platforms import Platform, parse_platform
 from imagelock.reference import Repository, is_valid_registry_host, is_valid_tag, parse_reference
-from imagelock.trust import CosignPolicy, KeylessPolicy, TrustPolicy, load_public_key
+from imagelock.trust import (
+    ContentTrustPolicy,
+    CosignPolicy,
+    KeylessPolicy,
+    NotationPolicy,
+    TrustPolicy,
+    load_public_key,
+)
 from imagelock.versions import TagMatcher
 
 CONFIG_VERSION = 1
@@ -30,8 +37,9 @@ _TOP_LEVEL_KEYS = frozenset({"version", "defaults", "registries", "policies", "i
 _DEFAULTS_KEYS = frozenset({"platforms", "verify"})
 _COSIGN_KEYS = frozenset({"method", "key", "keys", "match-repository"})
 _KEYLESS_KEYS = frozenset({"method", "issuer", "identity", "identity-regexp", "trusted-root"})
-_METHODS = ("cosign", "cosign-keyless")
-_PLANNED_METHODS = ("notation", "content-trust")
+_NOTATION_KEYS = frozenset({"method", "trust-store", "identities"})
+_CONTENT_TRUST_KEYS = frozenset({"method", "server", "ca-cert"})
+_METHODS = ("cosign", "cosign-keyless", "notation", "content-trust")
 _REGISTRY_KEYS = frozenset({"insecure", "ca-cert", "concurrency", "timeout"})
 _IMAGE_KEYS = frozenset(
     {"image", "version", "tag", "variant", "tag-pattern", "prereleases", "exclude", "platforms", "verify"}
@@ -245,6 +253,7 @@ class _ConfigParser:
             )
         platforms = self.platforms(where, entry["platforms"]) if "platforms" in entry else default_platforms
         policy = self.verify_setting(where, f"images.{name}", entry.get("verify"), self.default_policy)
+        self.check_policy_applies(where, reference.repository, policy)
         has = {key for key in ("version", "tag", "tag-pattern") if key in entry}
         if not has:
             raise self.error(where, "needs one of 'version', 'tag' or 'tag-pattern'")
@@ -261,6 +270,12 @@ class _ConfigParser:
                 raise self.error(where, f"key 'tag': invalid tag {tag!r}")
             return ImageSpec(name, reference.repository, platforms, tag=tag, policy=policy)
         return ImageSpec(name, reference.repository, platforms, matcher=self.matcher(where, entry), policy=policy)
+
+    def check_policy_applies(self, where: str, repository: Repository, policy: TrustPolicy | None) -> None:
+        if isinstance(policy, ContentTrustPolicy) and policy.server_for(repository) is None:
+            raise self.error(
+                where, f"policy {policy.name!r} needs a 'server': only docker.io images have a default notary server"
+            )
 
     def verify_setting(self, where: str, owner: str, value: object, default: TrustPolicy | None) -> TrustPolicy | None:
         """``verify``: a policy name, an inline policy table, or false; absent means the default."""
@@ -279,12 +294,14 @@ class _ConfigParser:
 
     def policy(self, where: str, name: str, table: dict[str, Any]) -> TrustPolicy:
         method = table.get("method")
-        if method in _PLANNED_METHODS:
-            raise self.error(where, f"key 'method': {method!r} is not supported by this version of imagelock yet")
         if method not in _METHODS:
             raise self.error(where, f"key 'method': expected one of {', '.join(_METHODS)}, got {method!r}")
         if method == "cosign-keyless":
             return self.keyless_policy(where, name, table)
+        if method == "notation":
+            return self.notation_policy(where, name, table)
+        if method == "content-trust":
+            return self.content_trust_policy(where, name, table)
         self.check_keys(where, table, _COSIGN_KEYS)
         if ("key" in table) == ("keys" in table):
             raise self.error(where, "needs exactly one of 'key' (one PEM public key) and 'keys' (a list)")
@@ -323,6 +340,34 @@ class _ConfigParser:
         )
         try:
             return KeylessPolicy.create(name, self.string(where, "issuer", table["issuer"]), identity, pattern, root)
+        except InputError as error:
+            raise self.error(where, str(error)) from None
+
+    def notation_policy(self, where: str, name: str, table: dict[str, Any]) -> NotationPolicy:
+        self.check_keys(where, table, _NOTATION_KEYS)
+        for key, example in (("trust-store", '["certs/root.pem"]'), ("identities", '["x509.subject: C=US, O=Acme"]')):
+            if key not in table:
+                raise self.error(where, f"missing key {key!r}, e.g. {key} = {example}")
+        paths = self.string_list(where, "trust-store", table["trust-store"])
+        identities = self.string_list(where, "identities", table["identities"])
+        if not paths:
+            raise self.error(where, "key 'trust-store': the list is empty")
+        if not identities:
+            raise self.error(where, "key 'identities': the list is empty (use [\"*\"] to trust any identity)")
+        for identity in identities:
+            if identity != "*" and not identity.startswith("x509.subject:"):
+                raise self.error(where, f"key 'identities': expected '*' or 'x509.subject: <DN>', got {identity!r}")
+        try:
+            return NotationPolicy.create(name, [self.path.parent / path for path in paths], identities)
+        except InputError as error:
+            raise self.error(where, str(error)) from None
+
+    def content_trust_policy(self, where: str, name: str, table: dict[str, Any]) -> ContentTrustPolicy:
+        self.check_keys(where, table, _CONTENT_TRUST_KEYS)
+        server = self.string(where, "server", table["server"]) if "server" in table else None
+        ca_cert = self.path.parent / self.string(where, "ca-cert", table["ca-cert"]) if "ca-cert" in table else None
+        try:
+            return ContentTrustPolicy.create(name, server, ca_cert)
         except InputError as error:
             raise self.error(where, str(error)) from None
 
@@ -365,6 +410,7 @@ class _ConfigParser:
             raise self.error(where, str(error)) from None
         if reference.tag is None or reference.digest is not None:
             raise self.error(where, f"shorthand {text!r} must be a reference with a tag, e.g. 'postgres:16.4'")
+        self.check_policy_applies(where, reference.repository, self.default_policy)
         return ImageSpec(name, reference.repository, default_platforms, tag=reference.tag, policy=self.default_policy)
 
 

@@ -146,7 +146,9 @@ class Project:
     def why(self, name: str) -> Explanation:
         config = load_config(self.config_path)
         spec = self._spec(config, name)
-        return self._run(lambda client: explain(spec, client), config)
+        existing = self._existing()
+        previous = existing.images.get(name) if existing is not None else None
+        return self._run(lambda client: explain(spec, client, previous), config)
 
     def verify(self) -> list[Verification]:
         existing = self._existing()

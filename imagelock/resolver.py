@@ -13,7 +13,7 @@ from imagelock.errors import ResolutionError
 from imagelock.events import Events, Silent
 from imagelock.lockfile import LockedImage
 from imagelock.registry import RegistryClient
-from imagelock.trust import SignatureError
+from imagelock.trust import SignatureError, Subject
 from imagelock.versions import Candidate, TagMatcher, candidates, classify, order, parse_version
 
 MAX_CONCURRENT_IMAGES = 64
@@ -72,7 +72,7 @@ async def resolve_image(
                 f" (it offers {', '.join(sorted(pin.platforms)) or 'none'})"
             )
         try:
-            pin = await _verified(spec, pin, client, previous)
+            pin = await _verified(spec, spec.tag, pin, client, previous)
         except SignatureError as error:
             raise SignatureError(f"[images.{spec.name}]: tag {spec.tag}: {error}") from None
         return _locked(spec, spec.tag, pin)
@@ -86,7 +86,7 @@ async def resolve_image(
             skipped.append(candidate.tag)
             continue
         try:
-            pin = await _verified(spec, pin, client, previous)
+            pin = await _verified(spec, candidate.tag, pin, client, previous)
         except SignatureError as error:
             unsigned.append((candidate.tag, str(error)))
             (events or Silent()).warning(f"[images.{spec.name}]: skipping tag {candidate.tag}: {error}")
@@ -102,17 +102,22 @@ async def resolve_image(
     raise ResolutionError(f"[images.{spec.name}]: {_no_match_reason(spec, spec.matcher, tags, skipped)}")
 
 
-async def _verified(spec: ImageSpec, pin: _Pin, client: RegistryClient, previous: LockedImage | None) -> _Pin:
+async def _verified(spec: ImageSpec, tag: str, pin: _Pin, client: RegistryClient, previous: LockedImage | None) -> _Pin:
     """The pin with its signature evidence, when the spec's policy asks for one.
 
-    Evidence already in the lock for this digest under this very spec is kept: it was verified then.
+    Evidence already in the lock for this tag and digest under this very spec is kept: it was verified then.
     """
     if spec.policy is None:
         return pin
-    reusable = previous is not None and previous.verified and previous.digest == pin.digest
-    if reusable and previous is not None and previous.spec == spec.spec_hash:
-        return replace(pin, verified=previous.verified)
-    evidence = await trust.verify(spec.policy, spec.repository, pin.digest, client)
+    pinned = previous.verified if previous is not None and previous.image == str(spec.repository) else None
+    unchanged = previous is not None and (previous.tag, previous.digest, previous.spec) == (
+        tag,
+        pin.digest,
+        spec.spec_hash,
+    )
+    if pinned and unchanged:
+        return replace(pin, verified=pinned)
+    evidence = await trust.verify(spec.policy, Subject(spec.repository, tag, pin.digest, pinned), client)
     return replace(pin, verified=dict(evidence.fields))
 
 
@@ -143,12 +148,19 @@ class Explanation:
     tags: tuple[TagVerdict, ...]
 
 
-async def explain(spec: ImageSpec, client: RegistryClient) -> Explanation:
-    """Every tag considered for ``spec``, newest first, with its verdict; fetches only what selection would."""
+async def explain(spec: ImageSpec, client: RegistryClient, previous: LockedImage | None = None) -> Explanation:
+    """Every tag considered for ``spec``, newest first, with its verdict; fetches only what selection would.
+
+    ``previous`` is the entry in the existing lock, whose evidence pins trust-on-first-use roots.
+    """
     if spec.tag is not None:
         pin = await _pin(spec, spec.tag, client, None)
         missing = _missing(spec, pin.platforms)
-        reason = f"missing platform {', '.join(missing)}" if missing else await _signature_verdict(spec, pin, client)
+        reason = (
+            f"missing platform {', '.join(missing)}"
+            if missing
+            else await _signature_verdict(spec, spec.tag, pin, client, previous)
+        )
         verdict = TagVerdict(spec.tag, reason)
         return Explanation(spec.name, str(spec.repository), spec.tag if reason == "chosen" else None, (verdict,))
     matcher = spec.matcher
@@ -165,7 +177,7 @@ async def explain(spec: ImageSpec, client: RegistryClient) -> Explanation:
         if missing:
             verdicts[candidate.tag] = f"missing platform {', '.join(missing)}"
             continue
-        verdicts[candidate.tag] = await _signature_verdict(spec, pin, client)
+        verdicts[candidate.tag] = await _signature_verdict(spec, candidate.tag, pin, client, previous)
         if verdicts[candidate.tag] == "chosen":
             chosen = candidate.tag
 
@@ -180,9 +192,11 @@ async def explain(spec: ImageSpec, client: RegistryClient) -> Explanation:
     return Explanation(spec.name, str(spec.repository), chosen, tuple(ordered))
 
 
-async def _signature_verdict(spec: ImageSpec, pin: _Pin, client: RegistryClient) -> str:
+async def _signature_verdict(
+    spec: ImageSpec, tag: str, pin: _Pin, client: RegistryClient, previous: LockedImage | None
+) -> str:
     try:
-        await _verified(spec, pin, client, None)
+        await _verified(spec, tag, pin, client, previous)
     except SignatureError as error:
         return f"signature: {error}"
     return "chosen"

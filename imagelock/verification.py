@@ -11,7 +11,7 @@ from imagelock.errors import NotFoundError
 from imagelock.lockfile import LockedImage
 from imagelock.reference import parse_repository
 from imagelock.registry import RegistryClient
-from imagelock.trust import SignatureError, TrustPolicy
+from imagelock.trust import SignatureError, Subject, TrustPolicy
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ async def verify_entry(entry: LockedImage, client: RegistryClient, policy: Trust
                 problems.append(f"platform {platform} manifest {digest} no longer exists")
     if policy is not None:
         try:
-            await trust.verify(policy, repository, entry.digest, client)
+            await trust.verify(policy, Subject(repository, entry.tag, entry.digest, entry.verified), client)
         except SignatureError as error:
             problems.append(f"signature: {error}")
     return Verification(entry.name, entry.reference, tuple(problems))

@@ -251,7 +251,7 @@ def test_a_changed_policy_makes_the_lock_stale_and_verify_rechecks_signatures(
         ('[policies.release]\nmethod = "cosign"\n', "needs exactly one of 'key'"),
         ('[policies.release]\nmethod = "gpg"\nkey = "k"\n', "key 'method': expected one of cosign"),
         ('[policies.release]\nmethod = "cosign"\nkey = "keys/garbage.pub"\nextra = 1\n', "unknown key 'extra'"),
-        ('[policies.release]\nmethod = "notation"\n', "'notation' is not supported by this version"),
+        ('[policies.release]\nmethod = "notation"\n', "missing key 'trust-store'"),
         ('[images.app]\nimage = "nginx"\ntag = "1"\nverify = "relase"\n', "[images.app]: key 'verify': unknown policy"),
         ('[defaults]\nverify = "nope"\n', "[defaults]: key 'verify': unknown policy 'nope'"),
     ],

@@ -8,65 +8,39 @@ signature is a failure (fail closed).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
-
-from imagelock.errors import EXIT_CHECK_FAILED, ImagelockError
-from imagelock.reference import Repository
 from imagelock.registry import RegistryClient
+from imagelock.trust._base import Evidence, SignatureError, Subject
+from imagelock.trust.content_trust import ContentTrustPolicy
+from imagelock.trust.cosign import CosignPolicy
 from imagelock.trust.keyless import KeylessPolicy
 from imagelock.trust.keys import PublicKey, load_public_key
+from imagelock.trust.notation import NotationPolicy
 
 __all__ = [
+    "ContentTrustPolicy",
     "CosignPolicy",
     "Evidence",
     "KeylessPolicy",
+    "NotationPolicy",
     "PublicKey",
     "SignatureError",
+    "Subject",
     "TrustPolicy",
     "load_public_key",
     "verify",
 ]
 
-
-class SignatureError(ImagelockError):
-    """An image's signature is missing or does not satisfy its trust policy (exit 1)."""
-
-    exit_code = EXIT_CHECK_FAILED
+TrustPolicy = CosignPolicy | KeylessPolicy | NotationPolicy | ContentTrustPolicy
 
 
-@dataclass(frozen=True)
-class CosignPolicy:
-    """``method = "cosign"``: any one of ``keys`` must have signed the image (legacy ``.sig`` scheme)."""
-
-    name: str
-    keys: tuple[PublicKey, ...]
-    match_repository: bool = True
-    method: str = "cosign"
-
-    def canonical(self) -> dict[str, Any]:
-        """What decides the outcome; part of each entry's spec hash, so a changed policy is a change."""
-        return {
-            "method": self.method,
-            "keys": sorted(key.fingerprint for key in self.keys),
-            "match-repository": self.match_repository,
-        }
-
-
-TrustPolicy = CosignPolicy | KeylessPolicy
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """What was verified, as the lock records it under ``verified``."""
-
-    fields: Mapping[str, str]
-
-
-async def verify(policy: TrustPolicy, repository: Repository, digest: str, client: RegistryClient) -> Evidence:
-    from imagelock.trust import cosign, keyless
+async def verify(policy: TrustPolicy, subject: Subject, client: RegistryClient) -> Evidence:
+    """The evidence that ``subject`` satisfies ``policy``; SignatureError (fail closed) when it does not."""
+    from imagelock.trust import content_trust, cosign, keyless, notation
 
     if isinstance(policy, KeylessPolicy):
-        return await keyless.verify(policy, repository, digest, client)
-    return await cosign.verify(policy, repository, digest, client)
+        return await keyless.verify(policy, subject.repository, subject.digest, client)
+    if isinstance(policy, NotationPolicy):
+        return await notation.verify(policy, subject, client)
+    if isinstance(policy, ContentTrustPolicy):
+        return await content_trust.verify(policy, subject, client)
+    return await cosign.verify(policy, subject.repository, subject.digest, client)

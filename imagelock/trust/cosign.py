@@ -19,11 +19,12 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from imagelock.errors import InvalidReferenceError, NotFoundError
 from imagelock.reference import Repository, parse_reference
 from imagelock.registry import RegistryClient
-from imagelock.trust import CosignPolicy, Evidence, SignatureError
+from imagelock.trust._base import Evidence, SignatureError
 from imagelock.trust.keys import PublicKey
 from imagelock.trust.statements import check_statement
 
@@ -34,6 +35,24 @@ MAX_PAYLOAD_BYTES = 64 << 10
 MAX_SIGNATURE_LAYERS = 32
 BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 MAX_BUNDLE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class CosignPolicy:
+    """``method = "cosign"``: any one of ``keys`` must have signed the image, in either scheme."""
+
+    name: str
+    keys: tuple[PublicKey, ...]
+    match_repository: bool = True
+    method: str = "cosign"
+
+    def canonical(self) -> dict[str, Any]:
+        """What decides the outcome; part of each entry's spec hash, so a changed policy is a change."""
+        return {
+            "method": self.method,
+            "keys": sorted(key.fingerprint for key in self.keys),
+            "match-repository": self.match_repository,
+        }
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imagelock.errors import InputError
+from imagelock.trust._base import Evidence, SignatureError
 from imagelock.trust.statements import check_statement
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
     from imagelock.reference import Repository
     from imagelock.registry import RegistryClient
-    from imagelock.trust import Evidence
 
 
 @dataclass(frozen=True)
@@ -111,8 +111,6 @@ def verify_keyless_bundle(bundle_json: bytes, policy: KeylessPolicy, digest: str
     from sigstore.errors import Error as SigstoreError
     from sigstore.models import Bundle, InvalidBundle
 
-    from imagelock.trust import SignatureError
-
     try:
         bundle = Bundle.from_json(bundle_json)
     except (InvalidBundle, ValueError) as error:
@@ -131,7 +129,6 @@ def verify_keyless_bundle(bundle_json: bytes, policy: KeylessPolicy, digest: str
 
 async def verify(policy: KeylessPolicy, repository: Repository, digest: str, client: RegistryClient) -> Evidence:
     """Evidence from the first keyless bundle attached to ``digest`` that satisfies the policy."""
-    from imagelock.trust import Evidence, SignatureError
     from imagelock.trust.cosign import NoSignatureError, find_bundles
 
     problems: list[str] = []

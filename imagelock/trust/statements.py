@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
+from imagelock.trust._base import SignatureError
+
 IN_TOTO = "application/vnd.in-toto+json"
 
 
 def check_statement(payload_type: str, body: bytes, digest: str) -> None:
     """Raise SignatureError unless ``body`` is an in-toto statement whose subject is ``digest``."""
-    from imagelock.trust import SignatureError
-
     if payload_type != IN_TOTO:
         raise SignatureError(f"DSSE payload type is {payload_type!r}, not {IN_TOTO!r}")
     try:
