@@ -22,6 +22,7 @@ from imagelock.events import Events, Silent
 from imagelock.lockfile import Lock, LockedImage, read_lock, write_atomic
 from imagelock.registry import HostSettings, Keychain, RegistryClient, RetryPolicy, default_keychain
 from imagelock.resolver import Explanation, explain, resolve_all
+from imagelock.trust.content_trust import ContentTrustPolicy, notary_host
 from imagelock.verification import Verification, verify_all
 from imagelock.versions import parse_version
 
@@ -250,6 +251,8 @@ class Project:
     def _run(self, work: Callable[[RegistryClient], Awaitable[T]], config: Config) -> T:
         """Run ``work`` with a registry client open for this run."""
         settings = {host: _host_settings(registry) for host, registry in config.registries.items()}
+        for host, ca_cert in _notary_servers(config).items():
+            settings.setdefault(host, HostSettings(ca_cert=ca_cert))
         keychain = self.keychain or default_keychain()
 
         async def main() -> T:
@@ -329,6 +332,17 @@ def _kind(old: LockedImage | None, new: LockedImage | None, spec: ImageSpec | No
     if before is None or after is None:
         return "changed"
     return "upgraded" if after > before else "downgraded" if after < before else "changed"
+
+
+def _notary_servers(config: Config) -> dict[str, Path | None]:
+    """The notary server host of each content-trust policy in use, with the CA its policy gives."""
+    servers: dict[str, Path | None] = {}
+    for spec in config.images.values():
+        if isinstance(spec.policy, ContentTrustPolicy):
+            server = spec.policy.server_for(spec.repository)
+            if server is not None:
+                servers[notary_host(server)] = spec.policy.ca_cert
+    return servers
 
 
 def _host_settings(registry: RegistrySettings) -> HostSettings:

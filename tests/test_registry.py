@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime
 import hashlib
-import ipaddress
 import json
 import ssl
 import tomllib
@@ -12,15 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from imagelock.registry.transport import is_loopback
 from tests.conftest import PASSWORD, USER, Project, Registry, TokenRegistry, login
 from tests.support.proxy import Answer, Proxy, Tamper
 from tests.support.registry import RegistryServer, Seeder
+from tests.support.tls import server_certificate
 from tests.support.tokens import TokenIssuer
 
 
@@ -253,37 +248,10 @@ def test_only_loopback_hosts_may_use_plain_http(host: str, loopback: bool) -> No
     assert is_loopback(host) is loopback
 
 
-def _certificate(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "imagelock test registry")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    certificate_path, key_path = directory / "registry.crt", directory / "registry.key"
-    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return certificate_path, key_path
-
-
 @pytest.fixture(scope="module")
 def tls_registry(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> Iterator[Registry]:
     workdir = tmp_path_factory.mktemp("tls-registry")
-    certificate, key = _certificate(workdir)
+    certificate, key = server_certificate(workdir)
     server = RegistryServer(workdir, tls=(certificate, key)).start()
     seeder = Seeder(server.url, verify=ssl.create_default_context(cafile=str(certificate)))
     pushed = {"team/secure:1.0.0": seeder.push_image("team/secure", "1.0.0")}
@@ -389,7 +357,7 @@ def test_a_remote_registry_never_sends_credentials_to_a_plain_http_realm(
 ) -> None:
     """An HTTPS registry whose token realm is plain HTTP: credentials would cross the network in clear."""
     issuer = TokenIssuer(tmp_path, users={USER: PASSWORD}).start()
-    certificate, key = _certificate(tmp_path)
+    certificate, key = server_certificate(tmp_path)
     server = RegistryServer(tmp_path / "registry", auth_yaml=issuer.registry_auth_yaml(), tls=(certificate, key))
     server.start()
     try:

@@ -35,6 +35,9 @@ TAG_PAGE_SIZE = 1000
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*;[^,]*\brel="?next"?', re.IGNORECASE)
 
 
+TUF_ROLES = frozenset({"root", "timestamp", "snapshot", "targets", "targets/releases"})
+
+
 class RegistryClient:
     """Reads from registries. Manifests fetched by digest are cached for the run (they are immutable)."""
 
@@ -168,6 +171,21 @@ class RegistryClient:
         except NotFoundError:
             return ()
         return index.children if index.is_index else ()
+
+    async def trust_metadata(self, trust_repository: Repository, role: str, *, max_bytes: int) -> bytes:
+        """A Docker Content Trust metadata file from a notary server: ``trust_repository`` names the
+        server as its registry and the GUN as its path. NotFoundError when the server has none."""
+        if role not in TUF_ROLES:
+            raise RegistryError(f"refusing to request unknown trust role {role!r}")
+        path = f"/v2/{trust_repository.path}/_trust/tuf/{role}.json"
+        response = await self._get(trust_repository, path, max_bytes=max_bytes)
+        if response.status == 404:
+            raise NotFoundError(f"{trust_repository.registry}: no {role} metadata for {trust_repository.path}")
+        if response.status != 200:
+            raise RegistryError(
+                f"{trust_repository.registry}: trust data {role} for {trust_repository.path}: HTTP {response.status}"
+            )
+        return response.body
 
     async def platforms(self, repository: Repository, manifest: Manifest) -> dict[str, str]:
         """Every real platform the image offers, with the digest of its platform manifest."""

@@ -1,0 +1,323 @@
+"""Docker Content Trust: a real notary-server beside the real registry, tags signed with the real notary client."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import ssl
+import tomllib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from imagelock.trust import SignatureError
+from imagelock.trust.content_trust import verify_repository
+from tests.conftest import Project, Registry
+from tests.support.interop import Case, interop_cases, interop_folder, mutated, needs_interop
+from tests.support.notary import NotaryClient, NotaryServer, notary_binaries
+from tests.support.registry import PushedImage
+
+INTEROP = interop_folder("notary-v1")
+ROLES = ("root", "timestamp", "snapshot", "targets", "targets/releases")
+
+
+@pytest.fixture(scope="module")
+def notary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NotaryServer]:
+    if not notary_binaries():
+        message = "Debian's notary (notary-server, notary) is not installed (the README's test command installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = NotaryServer(tmp_path_factory.mktemp("notary")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def publisher(notary: NotaryServer, tmp_path: Path) -> NotaryClient:
+    return NotaryClient(notary, tmp_path / "publisher-trust")
+
+
+@pytest.fixture
+def repository() -> str:
+    return f"dct/app-{uuid.uuid4().hex[:8]}"
+
+
+def gun(registry: Registry, repository: str) -> str:
+    return f"{registry.host}/{repository}"
+
+
+def config(notary: NotaryServer, registry: Registry, repository: str, selector: str = 'tag = "1.0.0"') -> str:
+    assert notary.ca_cert is not None
+    return (
+        f'[policies.dct]\nmethod = "content-trust"\nserver = "{notary.url}"\nca-cert = "{notary.ca_cert}"\n\n'
+        f'[defaults]\nverify = "dct"\n\n[images.app]\nimage = "{gun(registry, repository)}"\n{selector}\n'
+    )
+
+
+def size_of(registry: Registry, repository: str, image: PushedImage) -> int:
+    response = httpx.get(
+        f"{registry.server.url}/v2/{repository}/manifests/{image.digest}",
+        headers={"Accept": image.media_type},
+    )
+    return len(response.content)
+
+
+def sign(publisher: NotaryClient, registry: Registry, repository: str, image: PushedImage, tag: str = "1.0.0") -> None:
+    publisher.sign(gun(registry, repository), tag, image.digest, size_of(registry, repository, image))
+
+
+def verified(project: Project) -> dict[str, str]:
+    table: dict[str, str] = tomllib.loads(project.lock.read_text())["images"]["app"]["verified"]
+    return table
+
+
+def trust_files(notary: NotaryServer, name: str) -> dict[str, bytes]:
+    files = {}
+    for role in ROLES:
+        response = httpx.get(
+            f"{notary.url}/v2/{name}/_trust/tuf/{role}.json",
+            verify=ssl.create_default_context(cafile=str(notary.ca_cert)),
+        )
+        if response.status_code == 200:
+            files[role] = response.content
+    return files
+
+
+# -- locking against the real notary server -------------------------------------------------------
+
+
+def test_a_signed_tag_locks_with_its_root_keys_pinned(
+    project: Project, registry: Registry, notary: NotaryServer, publisher: NotaryClient, repository: str
+) -> None:
+    image = registry.seeder.push_image(repository, "1.0.0")
+    publisher.init(gun(registry, repository))
+    sign(publisher, registry, repository, image)
+    project.write(config(notary, registry, repository))
+    result = project.run("lock")
+    assert result.exit_code == 0, result.stderr
+    evidence = verified(project)
+    root = trust_files(notary, gun(registry, repository))["root"].decode()
+    assert evidence["method"] == "content-trust"
+    assert evidence["role"] == "targets"
+    assert evidence["root-keys"]
+    assert evidence["root-keys"] in root
+    assert evidence["signature"].startswith("sha256:")
+    assert int(evidence["timestamp-version"]) >= 1
+    assert project.run("verify").exit_code == 0
+
+
+@pytest.mark.parametrize("mismatch", ["digest", "length"])
+def test_a_target_naming_another_digest_or_length_stops_the_lock(
+    project: Project,
+    registry: Registry,
+    notary: NotaryServer,
+    publisher: NotaryClient,
+    repository: str,
+    mismatch: str,
+) -> None:
+    image = registry.seeder.push_image(repository, "1.0.0")
+    other = registry.seeder.push_image(repository, "2.0.0")
+    name = gun(registry, repository)
+    publisher.init(name)
+    size = size_of(registry, repository, image)
+    if mismatch == "digest":
+        publisher.sign(name, "1.0.0", other.digest, size)
+    else:
+        publisher.sign(name, "1.0.0", image.digest, size + 1)
+    project.write(config(notary, registry, repository))
+    result = project.run("lock")
+    assert result.exit_code == 1
+    assert "[images.app]: tag 1.0.0:" in result.stderr
+    assert ("is not " + image.digest if mismatch == "digest" else "bytes, the manifest") in result.stderr
+    assert not project.lock.exists()
+
+
+def test_an_unsigned_tag_and_a_repository_without_trust_data_fail_closed(
+    project: Project, registry: Registry, notary: NotaryServer, publisher: NotaryClient, repository: str
+) -> None:
+    registry.seeder.push_image(repository, "1.0.0")
+    project.write(config(notary, registry, repository))
+    result = project.run("lock")
+    assert result.exit_code == 1
+    assert "no trust data for" in result.stderr
+
+    publisher.init(gun(registry, repository))
+    result = project.run("lock")
+    assert result.exit_code == 1
+    assert "tag 1.0.0 is not signed" in result.stderr
+
+
+def test_a_version_selector_skips_an_unsigned_newer_tag(
+    project: Project, registry: Registry, notary: NotaryServer, publisher: NotaryClient, repository: str
+) -> None:
+    signed = registry.seeder.push_image(repository, "1.0.0")
+    registry.seeder.push_image(repository, "1.1.0")
+    publisher.init(gun(registry, repository))
+    sign(publisher, registry, repository, signed)
+    project.write(config(notary, registry, repository, 'version = ">=1"'))
+    result = project.run("lock")
+    assert result.exit_code == 0, result.stderr
+    assert "skipping tag 1.1.0" in result.stderr
+    assert tomllib.loads(project.lock.read_text())["images"]["app"]["tag"] == "1.0.0"
+    why = project.run("why", "app")
+    assert "1.1.0" in why.stdout
+    assert "not signed" in why.stdout
+
+
+def test_the_releases_delegation_is_preferred_and_other_delegations_are_ignored(
+    project: Project,
+    registry: Registry,
+    notary: NotaryServer,
+    publisher: NotaryClient,
+    repository: str,
+    tmp_path: Path,
+) -> None:
+    released = registry.seeder.push_image(repository, "1.0.0")
+    qa_only = registry.seeder.push_image(repository, "2.0.0")
+    name = gun(registry, repository)
+    publisher.init(name)
+    for role in ("targets/releases", "targets/qa"):
+        certificate, key = _delegation_key(tmp_path, role.split("/")[1])
+        publisher.run("delegation", "add", name, role, str(certificate), "--all-paths")
+        publisher.run("publish", name)
+        publisher.run("key", "import", str(key), "--role", role)
+    publisher.sign(name, "1.0.0", released.digest, size_of(registry, repository, released), role="targets/releases")
+    publisher.sign(name, "2.0.0", qa_only.digest, size_of(registry, repository, qa_only), role="targets/qa")
+
+    project.write(config(notary, registry, repository))
+    result = project.run("lock")
+    assert result.exit_code == 0, result.stderr
+    assert verified(project)["role"] == "targets/releases"
+
+    project.write(config(notary, registry, repository, 'tag = "2.0.0"'))
+    result = project.run("lock")
+    assert result.exit_code == 1
+    assert "tag 2.0.0 is not signed" in result.stderr
+
+
+def test_a_root_rotation_signed_by_the_pinned_key_is_accepted_and_a_root_swap_is_not(
+    project: Project,
+    registry: Registry,
+    notary: NotaryServer,
+    publisher: NotaryClient,
+    repository: str,
+    tmp_path: Path,
+) -> None:
+    image = registry.seeder.push_image(repository, "1.0.0")
+    name = gun(registry, repository)
+    publisher.init(name)
+    sign(publisher, registry, repository, image)
+    project.write(config(notary, registry, repository))
+    assert project.run("lock").exit_code == 0
+    pinned = verified(project)["root-keys"]
+
+    publisher.rotate_root(name)
+    result = project.run("verify")
+    assert result.exit_code == 0, result.stdout + result.stderr
+
+    publisher.delete(name)
+    attacker = NotaryClient(notary, tmp_path / "attacker-trust")
+    attacker.init(name)
+    sign(attacker, registry, repository, image)
+    result = project.run("verify")
+    assert result.exit_code == 1
+    assert "root swap" in result.stdout + result.stderr
+    assert pinned in result.stdout + result.stderr
+
+
+def test_rolled_back_or_expired_metadata_is_refused(
+    registry: Registry, notary: NotaryServer, publisher: NotaryClient, repository: str
+) -> None:
+    image = registry.seeder.push_image(repository, "1.0.0")
+    newer = registry.seeder.push_image(repository, "1.1.0")
+    name = gun(registry, repository)
+    publisher.init(name)
+    sign(publisher, registry, repository, image)
+    old = trust_files(notary, name)
+    sign(publisher, registry, repository, newer, tag="1.1.0")
+    new = trust_files(notary, name)
+    now = datetime.datetime.now(datetime.UTC)
+
+    latest = verify_repository(new, name, "1.0.0", now=now)
+    assert verify_repository(old, name, "1.0.0", now=now).timestamp_version < latest.timestamp_version
+    with pytest.raises(SignatureError, match="rollback"):
+        verify_repository(old, name, "1.0.0", now=now, min_timestamp_version=latest.timestamp_version)
+    with pytest.raises(SignatureError, match=r"timestamp.json expired"):
+        verify_repository(new, name, "1.0.0", now=now + datetime.timedelta(days=15))
+    with pytest.raises(SignatureError, match=r"not 'docker\.io/other'"):
+        verify_repository(new, "docker.io/other", "1.0.0", now=now)
+
+
+def test_content_trust_policy_errors_are_exit_2(project: Project) -> None:
+    project.write(
+        '[policies.dct]\nmethod = "content-trust"\n\n[images.app]\nimage = "ghcr.io/acme/app"\ntag = "1"\n'
+        'verify = "dct"\n'
+    )
+    result = project.run("lock")
+    assert result.exit_code == 2
+    assert "[images.app]: policy 'dct' needs a 'server'" in result.stderr
+    project.write('[policies.dct]\nmethod = "content-trust"\nserver = "notary.example.com"\n')
+    result = project.run("lock")
+    assert result.exit_code == 2
+    assert "key 'server'" in result.stderr
+    assert str(project.config) in result.stderr
+
+
+def _delegation_key(directory: Path, name: str) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    certificate_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
+    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return certificate_path, key_path
+
+
+# -- the upstream vectors (made by the notary client, versions 0.1 and 0.3) -----------------------
+
+CASES = interop_cases(INTEROP)
+
+
+@needs_interop
+@pytest.mark.parametrize("case", CASES, ids=[str(case["id"]) for case in CASES])
+def test_interop_notary_vectors(case: Case) -> None:
+    """Metadata the real notary client wrote verifies; every tampered or mis-trusted variant fails."""
+    files = {role: mutated(INTEROP, str(path), case) for role, path in case["metadata"].items()}  # type: ignore[attr-defined]
+    pinned_certificate = case.get("pinned_root_certificate")
+    pinned = frozenset({Path(str(pinned_certificate)).stem}) if pinned_certificate else frozenset()
+    when = str(case["verification_time"])
+    now = (
+        datetime.datetime.now(datetime.UTC)
+        if when == "now"
+        else datetime.datetime.fromisoformat(when.replace("Z", "+00:00"))
+    )
+    expected: dict[str, dict[str, object]] = case.get("expected_targets") or {}  # type: ignore[assignment]
+    if case["expected"] == "valid":
+        for target, facts in expected.items():
+            found = verify_repository(files, str(case["gun"]), target, now=now, pinned_root_keys=pinned)
+            assert found.sha256.hex() == facts["sha256_hex"]
+            assert found.length == facts["length"]
+            assert found.role == facts["role"]
+    else:
+        with pytest.raises(SignatureError):
+            verify_repository(files, str(case["gun"]), "LICENSE", now=now, pinned_root_keys=pinned)
