@@ -35,7 +35,7 @@ CONFIG_VERSION = 1
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _TOP_LEVEL_KEYS = frozenset({"version", "defaults", "registries", "policies", "images"})
 _DEFAULTS_KEYS = frozenset({"platforms", "verify"})
-_COSIGN_KEYS = frozenset({"method", "key", "keys", "match-repository"})
+_COSIGN_KEYS = frozenset({"method", "key", "keys", "match-repository", "rekor-key"})
 _KEYLESS_KEYS = frozenset({"method", "issuer", "identity", "identity-regexp", "trusted-root"})
 _NOTATION_KEYS = frozenset({"method", "trust-store", "identities"})
 _CONTENT_TRUST_KEYS = frozenset({"method", "server", "ca-cert"})
@@ -319,7 +319,15 @@ class _ConfigParser:
             except InputError as error:
                 raise self.error(where, str(error)) from None
         match_repository = self.boolean(where, "match-repository", table.get("match-repository", True))
-        return CosignPolicy(name, tuple(keys), match_repository)
+        rekor_keys = []
+        if "rekor-key" in table:
+            try:
+                rekor_keys.append(
+                    load_public_key(self.path.parent / self.string(where, "rekor-key", table["rekor-key"]))
+                )
+            except InputError as error:
+                raise self.error(where, f"key 'rekor-key': {error}") from None
+        return CosignPolicy(name, tuple(keys), match_repository, tuple(rekor_keys))
 
     def keyless_policy(self, where: str, name: str, table: dict[str, Any]) -> KeylessPolicy:
         self.check_keys(where, table, _KEYLESS_KEYS)

@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from imagelock.trust import SignatureError
 from imagelock.trust.cosign import verify_simple_signing
 from imagelock.trust.keys import load_public_key
+from imagelock.trust.rekor import verify_signed_entry
 from tests.conftest import Project, Registry
-from tests.support.cosign import SigningKey, payload, sign_image, sign_image_bundle
+from tests.support.cosign import SigningKey, payload, rekor_bundle, sign_image, sign_image_bundle
 from tests.support.interop import Case, interop_cases, interop_folder, mutated
 from tests.support.proxy import Answer, Proxy
 from tests.support.registry import PushedImage
@@ -274,23 +275,10 @@ def _mutated(relative: str, case: Case) -> bytes:
 
 
 KEY_CASES = [case for case in interop_cases(INTEROP) if "public_keys" in case["trust"]]  # type: ignore[operator]
-# Cases only a Rekor SET check can reject (the signature itself is fine): imagelock does not check
-# Rekor SETs yet, and these xfail strictly so that the day it does, they must be switched on.
-NEEDS_REKOR = {"key-rekor-wrong-rekor-key", "key-rekor-tampered-set"}
-KEY_PARAMS = [
-    pytest.param(
-        case,
-        id=str(case["id"]),
-        marks=[pytest.mark.xfail(strict=True, reason="Rekor SET not verified yet")]
-        if case["id"] in NEEDS_REKOR
-        else [],
-    )
-    for case in KEY_CASES
-]
 
 
 @pytest.mark.skipif(not KEY_CASES, reason="../shared/interop is not beside this checkout (CI has it)")
-@pytest.mark.parametrize("case", KEY_PARAMS)
+@pytest.mark.parametrize("case", KEY_CASES, ids=[str(case["id"]) for case in KEY_CASES])
 def test_interop_cosign_key_vectors(case: dict[str, object]) -> None:
     """Signatures the real cosign and skopeo made verify; every tampered or mis-trusted variant fails."""
     raw = _mutated(str(case["signature"]), case)
@@ -302,16 +290,30 @@ def test_interop_cosign_key_vectors(case: dict[str, object]) -> None:
     keys = [load_public_key(INTEROP / name) for name in case["trust"]["public_keys"]]  # type: ignore[index]
     expected_reference = case["expected_docker_reference"]
 
+    rekor_keys = [load_public_key(INTEROP / name) for name in case["trust"].get("rekor_public_keys", [])]  # type: ignore[attr-defined]
+    annotations = signature["annotations"]
+
     def verify() -> None:
         if signature["mimeType"] != "application/vnd.dev.cosign.simplesigning.v1+json":
             raise SignatureError("not a simple-signing layer")
-        verify_simple_signing(
-            base64.b64decode(signature["payload"]),
-            signature["annotations"].get("dev.cosignproject.cosign/signature", ""),
+        payload_bytes = base64.b64decode(signature["payload"])
+        verified = verify_simple_signing(
+            payload_bytes,
+            annotations.get("dev.cosignproject.cosign/signature", ""),
             keys,
             digest,
             lambda reference: reference == expected_reference,
         )
+        if case.get("require_rekor") or rekor_keys:
+            if "dev.sigstore.cosign/bundle" not in annotations:
+                raise SignatureError("no Rekor SET")
+            verify_signed_entry(
+                annotations["dev.sigstore.cosign/bundle"],
+                rekor_keys,
+                payload_bytes,
+                annotations["dev.cosignproject.cosign/signature"],
+                verified.key,
+            )
 
     if case["expected"] == "valid":
         verify()
@@ -382,3 +384,53 @@ def test_the_tag_moving_during_the_run_cannot_swap_in_an_unverified_image(
     assert moved
     assert moved[0].digest != signed.digest
     assert locked(project)["digest"] == signed.digest  # the digest that was resolved is the one verified and pinned
+
+
+# -- rekor-key: a Rekor SET is required beside the signature ---------------------------------------
+
+
+def test_rekor_key_requires_a_transparency_log_entry_binding_the_signature(
+    project: Project, registry: Registry, key: SigningKey, repository: str
+) -> None:
+    log, other_log = SigningKey.ecdsa(), SigningKey.ecdsa()
+    log.write_public(project.directory / "keys" / "rekor.pub")
+    push_signed(registry, repository, "1.0.0", key, rekor=log)
+    push_signed(registry, repository, "1.1.0", key)  # no SET at all
+    push_signed(registry, repository, "1.2.0", key, rekor=other_log)  # a SET by a log nobody trusts
+    project.write(policy_config(project, key, 'rekor-key = "keys/rekor.pub"') + image_entry(registry, repository))
+    result = project.run("lock")
+    assert result.exit_code == 0, result.stderr
+    assert locked(project)["tag"] == "1.0.0"
+    assert locked(project)["verified"]["log-index"] == "7"  # type: ignore[index]
+    assert "skipping tag 1.2.0: " in result.stderr
+    assert "not signed by a trusted transparency log key" in result.stderr
+    assert "skipping tag 1.1.0: " in result.stderr
+    assert "has no Rekor SET" in result.stderr
+
+
+def test_a_rekor_set_for_another_signature_is_rejected(
+    project: Project, registry: Registry, key: SigningKey, repository: str
+) -> None:
+    log = SigningKey.ecdsa()
+    log.write_public(project.directory / "keys" / "rekor.pub")
+    image = registry.seeder.push_image(repository, "1.0.0")
+    elsewhere = payload(f"{registry.host}/{repository}", image.digest.replace("a", "b").replace("1", "2"))
+    stolen_set = rekor_bundle(log, elsewhere, base64.b64encode(key.sign(elsewhere)).decode(), key)
+    signature_digest = sign_image(registry.seeder, registry.host, repository, image.digest, key)
+    manifest = json.loads(
+        httpx.get(
+            f"{registry.server.url}/v2/{repository}/manifests/{signature_digest}",
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        ).content
+    )
+    manifest["layers"][0]["annotations"]["dev.sigstore.cosign/bundle"] = stolen_set
+    algorithm, _, hexdigest = image.digest.partition(":")
+    registry.seeder.push_manifest(
+        repository, f"{algorithm}-{hexdigest}.sig", json.dumps(manifest).encode(), manifest["mediaType"]
+    )
+    project.write(
+        policy_config(project, key, 'rekor-key = "keys/rekor.pub"') + image_entry(registry, repository, 'tag = "1.0.0"')
+    )
+    result = project.run("lock")
+    assert result.exit_code == 1
+    assert "the Rekor entry is for another payload" in result.stderr

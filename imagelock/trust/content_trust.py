@@ -42,6 +42,7 @@ from imagelock.errors import InputError, NotFoundError
 from imagelock.reference import Repository
 from imagelock.registry import RegistryClient
 from imagelock.trust._base import Evidence, SignatureError, Subject
+from imagelock.trust._canonical import canonical_json
 
 DOCKER_HUB_NOTARY = "https://notary.docker.io"
 RELEASES = "targets/releases"
@@ -405,27 +406,3 @@ def _parse_time(value: object, what: str) -> datetime:
         return datetime.fromisoformat(text).replace(tzinfo=UTC)
     except ValueError:
         raise SignatureError(f"{what}: not a time: {value!r}") from None
-
-
-def canonical_json(value: object) -> bytes:
-    """securesystemslib's canonical JSON: sorted keys, no whitespace, only quote and backslash escaped."""
-    return _canonical(value).encode()
-
-
-def _canonical(value: object) -> str:
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ",".join(_canonical(item) for item in value) + "]"
-    if isinstance(value, dict):
-        items = sorted(value.items())
-        return "{" + ",".join(f"{_canonical(key)}:{_canonical(item)}" for key, item in items) + "}"
-    raise SignatureError(f"metadata holds a value canonical JSON cannot encode: {value!r}")

@@ -26,6 +26,7 @@ from imagelock.reference import Repository, parse_reference
 from imagelock.registry import RegistryClient
 from imagelock.trust._base import Evidence, SignatureError
 from imagelock.trust.keys import PublicKey
+from imagelock.trust.rekor import BUNDLE_ANNOTATION, verify_signed_entry
 from imagelock.trust.statements import check_statement
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -44,15 +45,19 @@ class CosignPolicy:
     name: str
     keys: tuple[PublicKey, ...]
     match_repository: bool = True
+    rekor_keys: tuple[PublicKey, ...] = ()  # when given, a Rekor SET by one of them is required too
     method: str = "cosign"
 
     def canonical(self) -> dict[str, Any]:
         """What decides the outcome; part of each entry's spec hash, so a changed policy is a change."""
-        return {
+        canonical: dict[str, Any] = {
             "method": self.method,
             "keys": sorted(key.fingerprint for key in self.keys),
             "match-repository": self.match_repository,
         }
+        if self.rekor_keys:
+            canonical["rekor-keys"] = sorted(key.fingerprint for key in self.rekor_keys)
+        return canonical
 
 
 @dataclass(frozen=True)
@@ -103,25 +108,40 @@ async def _verify_legacy(policy: CosignPolicy, repository: Repository, digest: s
         if len(payload) != layer.size:
             problems.append(f"payload {layer.digest} is {len(payload)} bytes, its descriptor says {layer.size}")
             continue
+        signature = layer.annotations.get(SIGNATURE_ANNOTATION, "")
         try:
             verified = verify_simple_signing(
                 payload,
-                layer.annotations.get(SIGNATURE_ANNOTATION, ""),
+                signature,
                 policy.keys,
                 digest,
                 _same_repository(repository) if policy.match_repository else None,
             )
+            log_index = _logged(policy, layer.annotations.get(BUNDLE_ANNOTATION), payload, signature, verified.key)
         except SignatureError as error:
             problems.append(str(error))
             continue
-        return Evidence({"method": "cosign", "key": verified.key.fingerprint, "signature": manifest.digest})
+        evidence = {"method": "cosign", "key": verified.key.fingerprint, "signature": manifest.digest}
+        return Evidence(evidence | ({"log-index": log_index} if log_index is not None else {}))
     raise SignatureError("; ".join(problems) if problems else "the .sig manifest has no simple-signing layer")
+
+
+def _logged(policy: CosignPolicy, bundle: str | None, payload: bytes, signature: str, key: PublicKey) -> str | None:
+    """The Rekor log index proving the signature, when the policy requires one; None when it does not."""
+    if not policy.rekor_keys:
+        return None
+    if bundle is None:
+        raise SignatureError("the signature has no Rekor SET (dev.sigstore.cosign/bundle), and the policy requires one")
+    return verify_signed_entry(bundle, policy.rekor_keys, payload, signature, key)
 
 
 async def _verify_bundles(
     policy: CosignPolicy, repository: Repository, digest: str, client: RegistryClient
 ) -> Evidence:
     problems: list[str] = []
+    if policy.rekor_keys:  # fail closed rather than accept a bundle whose log entry is unchecked
+        await find_bundles(repository, digest, client, problems)
+        raise SignatureError("rekor-key: transparency-log proofs in v3 bundles are not checked yet; sign with a .sig")
     for manifest_digest, bundle in await find_bundles(repository, digest, client, problems):
         try:
             key = verify_bundle(bundle, policy.keys, digest)

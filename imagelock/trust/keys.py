@@ -49,19 +49,24 @@ class PublicKey:
 
 
 def load_public_key(path: Path) -> PublicKey:
-    """A PEM public key (SubjectPublicKeyInfo): ECDSA P-256/384/521, RSA or Ed25519."""
+    """A PEM public key (SubjectPublicKeyInfo) from a file: ECDSA P-256/384/521, RSA or Ed25519."""
     try:
         data = path.read_bytes()
     except OSError as error:
         raise InputError(f"key file {str(path)!r}: cannot read: {error.strerror}") from None
+    return parse_public_key(data, f"key file {str(path)!r}")
+
+
+def parse_public_key(data: bytes, source: str) -> PublicKey:
+    """A PEM public key; ``source`` says where it came from, in messages and in ``PublicKey.source``."""
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError:
-        raise InputError(f"key file {str(path)!r}: not a PEM public key") from None
+        raise InputError(f"{source}: not a PEM public key") from None
     if not isinstance(key, SupportedKey):
-        raise InputError(f"key file {str(path)!r}: unsupported key type {type(key).__name__}")
+        raise InputError(f"{source}: unsupported key type {type(key).__name__}")
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return PublicKey("sha256:" + hashlib.sha256(der).hexdigest(), key, str(path))
+    return PublicKey("sha256:" + hashlib.sha256(der).hexdigest(), key, source)
 
 
 def _ecdsa_encodings(signature: bytes, key_bits: int) -> list[bytes]:

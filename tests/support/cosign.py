@@ -90,6 +90,7 @@ def sign_image(
     signature: str | None = None,
     docker_reference: str | None = None,
     signed_digest: str | None = None,
+    rekor: SigningKey | None = None,
 ) -> str:
     """Push a cosign signature for ``repository@digest``; return the signature manifest's digest.
 
@@ -101,6 +102,9 @@ def sign_image(
     signed = signed_payload if signed_payload is not None else payload(reference, signed_digest or digest)
     blob = uploaded_payload if uploaded_payload is not None else signed
     annotation = signature if signature is not None else base64.b64encode(key.sign(signed)).decode()
+    annotations = {SIGNATURE_ANNOTATION: annotation}
+    if rekor is not None:
+        annotations[REKOR_BUNDLE] = rekor_bundle(rekor, signed, annotation, key)
     blob_digest = seeder.push_blob(repository, blob)
     config = seeder.push_blob(repository, b"{}")
     manifest = {
@@ -112,13 +116,39 @@ def sign_image(
                 "mediaType": SIMPLE_SIGNING,
                 "digest": blob_digest,
                 "size": len(blob),
-                "annotations": {SIGNATURE_ANNOTATION: annotation},
+                "annotations": annotations,
             }
         ],
     }
     algorithm, _, hexdigest = digest.partition(":")
     body = json.dumps(manifest).encode()
     return seeder.push_manifest(repository, f"{algorithm}-{hexdigest}.sig", body, OCI_MANIFEST)
+
+
+REKOR_BUNDLE = "dev.sigstore.cosign/bundle"
+
+
+def rekor_bundle(log: SigningKey, signed_payload: bytes, signature: str, signer: SigningKey, index: int = 7) -> str:
+    """The Rekor SET annotation cosign attaches: a hashedrekord entry for the signature, signed by ``log``."""
+    body = {
+        "apiVersion": "0.0.1",
+        "kind": "hashedrekord",
+        "spec": {
+            "data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(signed_payload).hexdigest()}},
+            "signature": {
+                "content": signature,
+                "publicKey": {"content": base64.b64encode(signer.public_pem()).decode()},
+            },
+        },
+    }
+    entry = {
+        "body": base64.b64encode(json.dumps(body).encode()).decode(),
+        "integratedTime": 1700000000,
+        "logID": log.fingerprint.removeprefix("sha256:"),
+        "logIndex": index,
+    }
+    signed = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+    return json.dumps({"SignedEntryTimestamp": base64.b64encode(log.sign(signed)).decode(), "Payload": entry})
 
 
 BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
