@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomli
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from imagelock.errors import InputError
@@ -127,8 +127,8 @@ def load_config(path: Path) -> Config:
 def parse_config(text: str, path: Path) -> Config:
     """Validate the text of an images.toml; ``path`` names it in errors and anchors relative paths."""
     try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
+        document = tomli.loads(text)
+    except tomli.TOMLDecodeError as error:
         raise InputError(f"{path}: invalid TOML: {error}") from None
     return _ConfigParser(path).parse(document)
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import tempfile
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomlkit
+import tomli
 
 from imagelock.errors import InputError
 from imagelock.reference import is_valid_digest, is_valid_tag, parse_repository
@@ -45,6 +45,16 @@ class LockedImage:
     def reference(self) -> str:
         return f"{self.image}:{self.tag}@{self.digest}"
 
+    def fields(self) -> list[tuple[str, str]]:
+        """The entry's string keys in the order the lock writes them."""
+        return [
+            ("image", self.image),
+            ("tag", self.tag),
+            ("digest", self.digest),
+            ("media-type", self.media_type),
+            ("spec", self.spec),
+        ]
+
 
 @dataclass(frozen=True)
 class Lock:
@@ -54,34 +64,40 @@ class Lock:
     command: str = DEFAULT_COMMAND  # how to regenerate it, recorded in the header
 
     def dumps(self) -> str:
-        document = tomlkit.document()
-        document.add(tomlkit.comment(HEADER))
-        document.add(tomlkit.comment(f"Regenerate with: {self.command}"))
-        document.add("version", self.version)
-        document.add("inputs", self.inputs)
-        images = tomlkit.table(is_super_table=True)
+        """The lock as TOML, byte for byte the same for the same content."""
+        lines = [f"# {HEADER}", f"# Regenerate with: {self.command}", f"version = {self.version}"]
+        lines.append(f"inputs = {toml_string(self.inputs)}")
         for name in sorted(self.images):
             entry = self.images[name]
-            table = tomlkit.table()
-            table.add("image", entry.image)
-            table.add("tag", entry.tag)
-            table.add("digest", entry.digest)
-            table.add("media-type", entry.media_type)
-            table.add("spec", entry.spec)
+            table = f"images.{toml_key(name)}"
+            lines += ["", f"[{table}]"]
+            lines += [f"{key} = {toml_string(value)}" for key, value in entry.fields()]
             if entry.verified is not None:
-                evidence = tomlkit.inline_table()
-                for key, value in entry.verified.items():
-                    evidence.append(key, value)
-                table.add("verified", evidence)
-            platforms = tomlkit.table()
-            for platform in sorted(entry.platforms):
-                platforms.add(platform, entry.platforms[platform])
-            table.add("platforms", platforms)
-            images.append(name, table)
-        if self.images:
-            document.add(tomlkit.nl())
-            document.add("images", images)
-        return tomlkit.dumps(document)
+                evidence = ", ".join(f"{toml_key(key)} = {toml_string(value)}" for key, value in entry.verified.items())
+                lines.append(f"verified = {{{evidence}}}")
+            lines += ["", f"[{table}.platforms]"]
+            lines += [f"{toml_key(key)} = {toml_string(entry.platforms[key])}" for key in sorted(entry.platforms)]
+        return "\n".join(lines) + "\n"
+
+
+_BARE_KEY = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\\x7f]')
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def toml_key(key: str) -> str:
+    """A TOML key: bare when it can be, else a quoted string."""
+    return key if key and all(character in _BARE_KEY for character in key) else toml_string(key)
+
+
+def toml_string(value: str) -> str:
+    """A TOML basic string: quote, backslash and control characters escaped, everything else as is."""
+    return f'"{_NEEDS_ESCAPE.sub(_escape, value)}"'
+
+
+def _escape(match: re.Match[str]) -> str:
+    character = match.group()
+    return _ESCAPES.get(character) or f"\\u{ord(character):04x}"
 
 
 def read_lock(path: Path) -> Lock | None:
@@ -93,8 +109,8 @@ def read_lock(path: Path) -> Lock | None:
     except OSError as error:
         raise InputError(f"{path}: cannot read: {error.strerror}") from None
     try:
-        document = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        document = tomli.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomli.TOMLDecodeError) as error:
         raise InputError(f"{path}: not a valid lock file ({error}); delete it and run 'imagelock lock'") from None
     return _parse_lock(path, document)
 
