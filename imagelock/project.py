@@ -13,18 +13,20 @@ import shlex
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from imagelock import edit, pinning, templates
 from imagelock.config import Config, ImageSpec, RegistrySettings, load_config, parse_config
 from imagelock.errors import InputError
 from imagelock.events import Events, Silent
 from imagelock.lockfile import Lock, LockedImage, read_lock, write_atomic
-from imagelock.registry import HostSettings, Keychain, RegistryClient, RetryPolicy, default_keychain
-from imagelock.resolver import Explanation, explain, resolve_all
 from imagelock.trust.content_trust import ContentTrustPolicy, notary_host
-from imagelock.verification import Verification, verify_all
 from imagelock.versions import parse_version
+
+if TYPE_CHECKING:
+    from imagelock import pinning
+    from imagelock.registry import HostSettings, Keychain, RegistryClient, RetryPolicy
+    from imagelock.resolver import Explanation
+    from imagelock.verification import Verification
 
 T = TypeVar("T")
 DEFAULT_CONFIG = "images.toml"
@@ -105,6 +107,8 @@ class Project:
         to_resolve = [spec for name, spec in config.images.items() if name not in kept]
         resolved = {}
         if to_resolve:
+            from imagelock.resolver import resolve_all
+
             resolved = self._run(lambda client: resolve_all(to_resolve, client, locked, self.events), config)
         new_lock = Lock(inputs=config.inputs_hash, images={**kept, **resolved}, command=self._command())
         changes = changes_between(locked, new_lock.images, config)
@@ -149,6 +153,8 @@ class Project:
         spec = self._spec(config, name)
         existing = self._existing()
         previous = existing.images.get(name) if existing is not None else None
+        from imagelock.resolver import explain
+
         return self._run(lambda client: explain(spec, client, previous), config)
 
     def verify(self) -> list[Verification]:
@@ -158,6 +164,8 @@ class Project:
         config = load_config(self.config_path)
         entries = list(existing.images.values())
         policies = {name: spec.policy for name, spec in config.images.items()}
+        from imagelock.verification import verify_all
+
         return self._run(lambda client: verify_all(entries, client, policies), config) if entries else []
 
     # -- editing images.toml ---------------------------------------------------------------------
@@ -167,6 +175,8 @@ class Project:
 
         Nothing is written unless the new entry is valid and resolves.
         """
+        from imagelock import edit
+
         text = _read_text(self.config_path) or ""
         config = load_config(self.config_path) if text else parse_config("", self.config_path)
         if name.lower() in {existing.lower() for existing in config.images}:
@@ -179,6 +189,8 @@ class Project:
         return result
 
     def remove(self, name: str) -> LockResult:
+        from imagelock import edit
+
         text = _read_text(self.config_path)
         config = load_config(self.config_path)
         self._spec(config, name)
@@ -194,6 +206,8 @@ class Project:
 
     def render(self, paths: Sequence[Path], out: Path | None, *, check: bool = False) -> RenderResult:
         """Render templates with the lock; write every output only after all of them rendered."""
+        from imagelock import templates
+
         entries = self._locked_entries()
         jobs = _render_jobs(paths, out)
         env = templates.environment()
@@ -214,6 +228,8 @@ class Project:
 
     def pin(self, paths: Sequence[Path], *, check: bool = False) -> PinResult:
         """Rewrite image references in files to their pinned form; write only after every file is planned."""
+        from imagelock import pinning
+
         entries = self._locked_entries()
         plans, skipped = pinning.plan_pins(pinning.find_files(paths), entries)
         if not check:
@@ -224,6 +240,8 @@ class Project:
 
     def init(self, paths: Sequence[Path], *, force: bool = False) -> tuple[Config, tuple[pinning.Skipped, ...]]:
         """Write a starting images.toml that follows the tags found in deploy files."""
+        from imagelock import edit, pinning
+
         if self.config_path.exists() and not force:
             raise InputError(f"{self.config_path}: already exists (use --force to overwrite it)")
         files = pinning.find_files(paths)
@@ -250,6 +268,8 @@ class Project:
 
     def _run(self, work: Callable[[RegistryClient], Awaitable[T]], config: Config) -> T:
         """Run ``work`` with a registry client open for this run."""
+        from imagelock.registry import HostSettings, RegistryClient, default_keychain
+
         settings = {host: _host_settings(registry) for host, registry in config.registries.items()}
         for host, ca_cert in _notary_servers(config).items():
             settings.setdefault(host, HostSettings(ca_cert=ca_cert))
@@ -346,6 +366,8 @@ def _notary_servers(config: Config) -> dict[str, Path | None]:
 
 
 def _host_settings(registry: RegistrySettings) -> HostSettings:
+    from imagelock.registry import HostSettings
+
     defaults = HostSettings()
     return HostSettings(
         insecure=registry.insecure,

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from imagelock.trust import SignatureError
-from imagelock.trust.content_trust import verify_repository
+from imagelock.trust.tuf import verify_repository
 from tests.conftest import Project, Registry
 from tests.support.interop import Case, interop_cases, interop_folder, mutated, needs_interop
 from tests.support.notary import NotaryClient, NotaryServer, notary_binaries

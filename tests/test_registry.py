@@ -261,7 +261,7 @@ def tls_registry(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -
 
 
 def test_tls_registry_with_its_ca_cert_is_verified(project: Project, tls_registry: Registry) -> None:
-    certificate = tls_registry.server.workdir / "registry.crt"
+    certificate = tls_registry.server.workdir / "server.crt"
     (project.directory / "certs").mkdir()
     (project.directory / "certs" / "ca.pem").write_bytes(certificate.read_bytes())
     project.write(
@@ -330,7 +330,7 @@ def test_tags_are_listed_once_per_repository_and_run(project: Project, proxy: Pr
 
 
 def test_ssl_cert_file_is_honoured(project: Project, tls_registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SSL_CERT_FILE", str(tls_registry.server.workdir / "registry.crt"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_registry.server.workdir / "server.crt"))
     project.write(f'[images.app]\nimage = "{tls_registry.host}/team/secure"\nversion = ">=1"\n')
     result = project.run("lock")
     assert result.exit_code == 0, result.stderr

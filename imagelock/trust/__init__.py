@@ -1,6 +1,6 @@
 """Trust policies and the signature checks behind them.
 
-One module per method behind one small interface: ``verify(policy, repository, digest, client)``
+One module per method behind one small interface: ``verify(policy, subject, client)``
 returns the ``Evidence`` the lock records, or raises ``SignatureError`` saying why not. Every check
 binds to the digest imagelock computed; a tag is never trusted, and a missing or unparsable
 signature is a failure (fail closed).
@@ -8,13 +8,17 @@ signature is a failure (fail closed).
 
 from __future__ import annotations
 
-from imagelock.registry import RegistryClient
+from typing import TYPE_CHECKING
+
 from imagelock.trust._base import Evidence, SignatureError, Subject
 from imagelock.trust.content_trust import ContentTrustPolicy
 from imagelock.trust.cosign import CosignPolicy
 from imagelock.trust.keyless import KeylessPolicy
 from imagelock.trust.keys import PublicKey, load_public_key
 from imagelock.trust.notation import NotationPolicy
+
+if TYPE_CHECKING:
+    from imagelock.registry import RegistryClient
 
 __all__ = [
     "ContentTrustPolicy",

@@ -19,15 +19,17 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imagelock.errors import InvalidReferenceError, NotFoundError
 from imagelock.reference import Repository, parse_reference
-from imagelock.registry import RegistryClient
 from imagelock.trust._base import Evidence, SignatureError
 from imagelock.trust.keys import PublicKey
 from imagelock.trust.rekor import BUNDLE_ANNOTATION, verify_signed_entry
 from imagelock.trust.statements import check_statement
+
+if TYPE_CHECKING:
+    from imagelock.registry import RegistryClient
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
