@@ -65,7 +65,8 @@ class Lock:
 
     def dumps(self) -> str:
         """The lock as TOML, byte for byte the same for the same content."""
-        lines = [f"# {HEADER}", f"# Regenerate with: {self.command}", f"version = {self.version}"]
+        command = _CONTROL.sub("?", self.command)  # a comment must stay on its line
+        lines = [f"# {HEADER}", f"# Regenerate with: {command}", f"version = {self.version}"]
         lines.append(f"inputs = {toml_string(self.inputs)}")
         for name in sorted(self.images):
             entry = self.images[name]
@@ -81,6 +82,7 @@ class Lock:
 
 
 _BARE_KEY = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\\x7f]')
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 

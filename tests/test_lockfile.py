@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from imagelock.errors import InputError
-from imagelock.lockfile import Lock, LockedImage, read_lock, write_atomic
+from imagelock.lockfile import DEFAULT_COMMAND, Lock, LockedImage, read_lock, toml_key, toml_string, write_atomic
 
 
 def digest(character: str) -> str:
@@ -49,6 +53,26 @@ def test_round_trip(tmp_path: Path) -> None:
     original = lock_of("web", "cache")
     write_atomic(path, original.dumps())
     assert read_lock(path) == original
+
+
+@given(st.text())
+def test_any_string_survives_the_writer(value: str) -> None:
+    assert tomllib.loads(f"{toml_key(value) if value else '_'} = {toml_string(value)}") == {value or "_": value}
+
+
+NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True)
+EVIDENCE = st.dictionaries(st.text(min_size=1, max_size=12), st.text(max_size=40), max_size=4)
+
+
+@given(names=st.lists(NAMES, min_size=1, max_size=4, unique=True), evidence=EVIDENCE)
+def test_every_lock_reads_back_as_written(
+    tmp_path_factory: pytest.TempPathFactory, names: list[str], evidence: dict[str, str]
+) -> None:
+    images = {name: replace(entry("web"), name=name, verified={"method": "cosign", **evidence}) for name in names}
+    lock = Lock(inputs=digest("e"), images=images, command="imagelock lock -c 'odd \\ \"dir\"\n[x]/images.toml'")
+    path = tmp_path_factory.mktemp("lock") / "images.lock"
+    write_atomic(path, lock.dumps())
+    assert read_lock(path) == replace(lock, command=DEFAULT_COMMAND)
 
 
 def test_missing_lock_is_none(tmp_path: Path) -> None:
