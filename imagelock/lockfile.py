@@ -12,7 +12,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,3 +219,28 @@ def _fsync_directory(directory: Path) -> None:
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
+
+
+@contextlib.contextmanager
+def exclusive(directory: Path, on_wait: Callable[[str], None]) -> Iterator[None]:
+    """Hold the project directory for one writing run: a second run waits here until the first ends.
+
+    The advisory lock is on the directory itself, so no lock file is left behind; the operating
+    system releases it when the process ends, however it ends. ``on_wait`` is told once if the run
+    has to wait.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: runs are not serialised
+        yield
+        return
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            on_wait(f"{directory}: another imagelock run is writing here; waiting for it to finish")
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)

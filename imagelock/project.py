@@ -11,6 +11,7 @@ import asyncio
 import os
 import shlex
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 from imagelock.config import Config, ImageSpec, RegistrySettings, load_config, parse_config
 from imagelock.errors import InputError
 from imagelock.events import Events, Silent
-from imagelock.lockfile import Lock, LockedImage, read_lock, write_atomic
+from imagelock.lockfile import Lock, LockedImage, exclusive, read_lock, write_atomic
 from imagelock.trust.content_trust import ContentTrustPolicy, notary_host
 from imagelock.versions import parse_version
 
@@ -80,13 +81,20 @@ class Project:
         Entries whose spec is unchanged keep their pins unless ``upgrade`` is true (all) or names
         them; new, changed and upgraded entries are resolved; removed ones are dropped.
         """
-        config = load_config(self.config_path)
-        result = self._resolve_lock(config, self._existing(), upgrade)
+        with self._writing(dry_run):
+            config = load_config(self.config_path)
+            result = self._resolve_lock(config, self._existing(), upgrade)
+            if dry_run:
+                return replace(result, written=False)
+            if result.written:
+                write_atomic(self.lock_path, result.lock.dumps())
+            return result
+
+    def _writing(self, dry_run: bool = False) -> AbstractContextManager[None]:
+        """One writing run per project directory at a time (a read-only run does not wait)."""
         if dry_run:
-            return replace(result, written=False)
-        if result.written:
-            write_atomic(self.lock_path, result.lock.dumps())
-        return result
+            return nullcontext()
+        return exclusive(self.lock_path.parent.resolve(), self.events.warning)
 
     def _existing(self) -> Lock | None:
         return read_lock(self.lock_path)
@@ -177,30 +185,32 @@ class Project:
         """
         from imagelock import edit
 
-        text = _read_text(self.config_path) or ""
-        config = load_config(self.config_path) if text else parse_config("", self.config_path)
-        if name.lower() in {existing.lower() for existing in config.images}:
-            raise InputError(f"{self.config_path}: [images.{name}]: already defined; edit it or remove it first")
-        new_text = edit.add_image(text, name, edit.entry(image, version=version, tag=tag, variant=variant))
-        new_config = parse_config(new_text, self.config_path)
-        result = self._resolve_lock(new_config, self._existing(), upgrade=False)
-        write_atomic(self.config_path, new_text)
-        write_atomic(self.lock_path, result.lock.dumps())
-        return result
+        with self._writing():
+            text = _read_text(self.config_path) or ""
+            config = load_config(self.config_path) if text else parse_config("", self.config_path)
+            if name.lower() in {existing.lower() for existing in config.images}:
+                raise InputError(f"{self.config_path}: [images.{name}]: already defined; edit it or remove it first")
+            new_text = edit.add_image(text, name, edit.entry(image, version=version, tag=tag, variant=variant))
+            new_config = parse_config(new_text, self.config_path)
+            result = self._resolve_lock(new_config, self._existing(), upgrade=False)
+            write_atomic(self.config_path, new_text)
+            write_atomic(self.lock_path, result.lock.dumps())
+            return result
 
     def remove(self, name: str) -> LockResult:
         from imagelock import edit
 
-        text = _read_text(self.config_path)
-        config = load_config(self.config_path)
-        self._spec(config, name)
-        assert text is not None
-        new_text = edit.remove_image(text, name)
-        new_config = parse_config(new_text, self.config_path)
-        result = self._resolve_lock(new_config, self._existing(), upgrade=False)
-        write_atomic(self.config_path, new_text)
-        write_atomic(self.lock_path, result.lock.dumps())
-        return result
+        with self._writing():
+            text = _read_text(self.config_path)
+            config = load_config(self.config_path)
+            self._spec(config, name)
+            assert text is not None
+            new_text = edit.remove_image(text, name)
+            new_config = parse_config(new_text, self.config_path)
+            result = self._resolve_lock(new_config, self._existing(), upgrade=False)
+            write_atomic(self.config_path, new_text)
+            write_atomic(self.lock_path, result.lock.dumps())
+            return result
 
     # -- deploy files ----------------------------------------------------------------------------
 
@@ -242,14 +252,15 @@ class Project:
         """Write a starting images.toml that follows the tags found in deploy files."""
         from imagelock import edit, pinning
 
-        if self.config_path.exists() and not force:
-            raise InputError(f"{self.config_path}: already exists (use --force to overwrite it)")
-        files = pinning.find_files(paths)
-        references, skipped = pinning.references_in(files)
-        text = edit.initial_config(references, [str(path) for path in paths])
-        config = parse_config(text, self.config_path)
-        write_atomic(self.config_path, text)
-        return config, tuple(skipped)
+        with self._writing():
+            if self.config_path.exists() and not force:
+                raise InputError(f"{self.config_path}: already exists (use --force to overwrite it)")
+            files = pinning.find_files(paths)
+            references, skipped = pinning.references_in(files)
+            text = edit.initial_config(references, [str(path) for path in paths])
+            config = parse_config(text, self.config_path)
+            write_atomic(self.config_path, text)
+            return config, tuple(skipped)
 
     # -- helpers ---------------------------------------------------------------------------------
 
