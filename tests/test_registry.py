@@ -188,6 +188,69 @@ def test_oversized_manifest_is_refused(project: Project, proxy: Proxy) -> None:
     assert after == before
 
 
+@pytest.mark.parametrize(
+    ("hostility", "message"),
+    [
+        ("a Content-Length longer than the body", "after 4 attempts"),
+        ("a Content-Length shorter than the body", "Docker-Content-Digest"),
+        ("a body that is not JSON", "not valid JSON"),
+        ("a manifest of an unknown media type", "unsupported manifest media type"),
+    ],
+)
+def test_broken_answers_are_exit_3_and_keep_the_old_lock(
+    project: Project, proxy: Proxy, hostility: str, message: str
+) -> None:
+    def break_it(method: str, path: str, answer: Answer) -> Answer:
+        if hostility == "a Content-Length longer than the body":
+            return Answer(answer.status, answer.headers, answer.body[:100], content_length=len(answer.body))
+        if hostility == "a Content-Length shorter than the body":
+            return Answer(answer.status, answer.headers, answer.body, content_length=len(answer.body) - 10)
+        headers = {k: v for k, v in answer.headers.items() if k.lower() != "docker-content-digest"}
+        if hostility == "a body that is not JSON":
+            return Answer(answer.status, headers, b"<html>gateway says hello</html>")
+        document = json.loads(answer.body)
+        document["mediaType"] = headers["Content-Type"] = "application/vnd.example.unknown+json"
+        return Answer(answer.status, headers, json.dumps(document).encode())
+
+    code, stderr, before, after = tampering(project, proxy, on_manifests(break_it))
+    assert code == 3
+    assert message in stderr
+    assert "Traceback" not in stderr
+    assert after == before
+
+
+def test_a_server_dripping_its_answer_is_cut_off_and_exit_3(project: Project, proxy: Proxy) -> None:
+    def drip(method: str, path: str, answer: Answer) -> Answer:
+        return Answer(answer.status, answer.headers, answer.body, drip=0.05)
+
+    project.write(f'[registries."{proxy.host}"]\ntimeout = 0.5\n\n' + nginx_config(proxy.host))
+    assert project.run("lock").exit_code == 0
+    before = project.lock.read_bytes()
+    proxy.tamper = on_manifests(drip)
+    project.write(f'[registries."{proxy.host}"]\ntimeout = 0.5\n\n' + nginx_config(proxy.host, 'version = "==1.26.1"'))
+    result = project.run("lock")
+    assert result.exit_code == 3
+    assert "timed out" in result.stderr
+    assert project.lock.read_bytes() == before
+
+
+def test_an_index_whose_platform_manifest_is_gone_fails_verify(project: Project, proxy: Proxy) -> None:
+    project.write(nginx_config(proxy.host))
+    assert project.run("lock").exit_code == 0
+    child = tomllib.loads(project.lock.read_text())["images"]["web"]["platforms"]["linux/amd64"]
+
+    def gone(method: str, path: str, answer: Answer) -> Answer:
+        if path.endswith(f"/manifests/{child}"):
+            error = {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}
+            return Answer(404, {"Content-Type": "application/json"}, json.dumps(error).encode())
+        return answer
+
+    proxy.tamper = gone
+    result = project.run("verify")
+    assert result.exit_code == 1
+    assert f"platform linux/amd64 manifest {child} no longer exists" in result.stdout
+
+
 # -- tag listing ----------------------------------------------------------------------------------
 
 

@@ -42,6 +42,9 @@ MAX_TOKEN_BODY = 1 << 20
 DEFAULT_CONCURRENCY = 32
 DEFAULT_TIMEOUT = 30.0
 _MAX_REDIRECTS = 5
+# The timeout bounds each wait for bytes; a whole answer gets this many timeouts, so that a server
+# dripping a byte at a time cannot hold a run forever.
+_WHOLE_ANSWER_TIMEOUTS = 2
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _TOKEN_RENEW_MARGIN = 10.0
@@ -429,7 +432,11 @@ class Transport:
     ) -> Response:
         client = self._client(state.settings)
         try:
-            async with state.slots, client.stream(method, url, headers=headers, content=content) as response:
+            async with (
+                state.slots,
+                asyncio.timeout(state.settings.timeout * _WHOLE_ANSWER_TIMEOUTS),
+                client.stream(method, url, headers=headers, content=content) as response,
+            ):
                 limit = max_bytes if response.status_code < 400 else min(max_bytes, MAX_ERROR_BODY)
                 declared = response.headers.get("content-length")
                 too_large = RegistryError(f"{url.host}: response to {url.path} is larger than {limit} bytes")
@@ -442,7 +449,7 @@ class Transport:
                         if len(body) > limit:
                             raise too_large
                 return Response(response.status_code, response.headers, bytes(body), url)
-        except (httpx.TransportError, ssl.SSLError) as error:
+        except (httpx.TransportError, ssl.SSLError, TimeoutError) as error:
             if isinstance(error, httpx.UnsupportedProtocol):
                 raise RegistryError(f"{url.host}: unsupported URL {url}") from None
             if _is_certificate_error(error):
@@ -515,7 +522,7 @@ def _rate_limit_value(header: str | None) -> int | None:
 
 
 def _describe(error: BaseException) -> str:
-    if isinstance(error, httpx.TimeoutException):
+    if isinstance(error, httpx.TimeoutException | TimeoutError):
         return "timed out"
     text = str(error) or type(error).__name__
     return text.splitlines()[0]

@@ -26,6 +26,8 @@ class Answer:
     status: int
     headers: dict[str, str]
     body: bytes
+    content_length: int | None = None  # a Content-Length that lies; the connection closes after the body
+    drip: float = 0.0  # seconds between bytes of the body: a server that answers at a crawl
 
 
 Tamper = Callable[[str, str, Answer], Answer]  # (method, path, upstream answer) → answer to send
@@ -107,10 +109,20 @@ class Proxy:
                 self.send_response(answer.status)
                 for key, value in answer.headers.items():
                     self.send_header(key, value)
-                self.send_header("Content-Length", str(len(answer.body)))
+                length = answer.content_length if answer.content_length is not None else len(answer.body)
+                self.send_header("Content-Length", str(length))
                 self.end_headers()
-                if self.command != "HEAD":
+                if self.command == "HEAD":
+                    return
+                if not answer.drip:
                     self.wfile.write(answer.body)
+                else:
+                    for index in range(len(answer.body)):
+                        self.wfile.write(answer.body[index : index + 1])
+                        self.wfile.flush()
+                        time.sleep(answer.drip)
+                if answer.content_length is not None:
+                    self.close_connection = True
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _forward  # noqa: N815
 
