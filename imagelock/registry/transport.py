@@ -42,6 +42,7 @@ MAX_TOKEN_BODY = 1 << 20
 DEFAULT_CONCURRENCY = 32
 DEFAULT_TIMEOUT = 30.0
 _MAX_REDIRECTS = 5
+_REQUESTS_PER_POOL = 8
 # The timeout bounds each wait for bytes; a whole answer gets this many timeouts, so that a server
 # dripping a byte at a time cannot hold a run forever.
 _WHOLE_ANSWER_TIMEOUTS = 2
@@ -135,7 +136,9 @@ class Transport:
         self._settings = dict(settings or {})
         self._events = events or Silent()
         self._retry = retry or RetryPolicy()
-        self._clients: dict[tuple[bool, Path | None, float], httpx.AsyncClient] = {}
+        self._clients: dict[tuple[bool, Path | None, float, int], httpx.AsyncClient] = {}
+        self._tls: dict[tuple[bool, Path | None], ssl.SSLContext | bool] = {}
+        self._sent = 0
         self._hosts: dict[str, _HostState] = {}
         self._credentials: dict[Repository, asyncio.Future[Credential | None]] = {}
         self._tokens: dict[tuple[str, str, str, str], _Token] = {}
@@ -198,12 +201,23 @@ class Transport:
         return state
 
     def _client(self, settings: HostSettings) -> httpx.AsyncClient:
-        key = (settings.insecure, settings.ca_cert, settings.timeout)
+        """A client for these TLS and timeout settings, one of a few that share the load.
+
+        httpcore's pool does work for every request in flight times every connection on each event,
+        so one pool carrying 32 requests at once spends more CPU than the network takes; a few pools
+        of at most ``_REQUESTS_PER_POOL`` each keep that small and still reuse their connections.
+        """
+        self._sent += 1
+        shard = self._sent % max(1, -(-settings.concurrency // _REQUESTS_PER_POOL))
+        key = (settings.insecure, settings.ca_cert, settings.timeout, shard)
         if key not in self._clients:
+            tls_key = (settings.insecure, settings.ca_cert)
+            if tls_key not in self._tls:
+                self._tls[tls_key] = _ssl_context(settings)
             self._clients[key] = httpx.AsyncClient(
-                verify=_ssl_context(settings),
+                verify=self._tls[tls_key],
                 timeout=httpx.Timeout(settings.timeout),
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=_REQUESTS_PER_POOL),
                 follow_redirects=False,
                 http2=True,
                 headers={"User-Agent": _USER_AGENT},
