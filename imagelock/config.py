@@ -32,6 +32,7 @@ from imagelock.trust import (
 from imagelock.versions import TagMatcher
 
 CONFIG_VERSION = 1
+MAX_FILE_BYTES = 16 << 20  # far beyond any real images.toml or lock; refuses runaway or wrong files quickly
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _TOP_LEVEL_KEYS = frozenset({"version", "defaults", "registries", "policies", "images"})
 _DEFAULTS_KEYS = frozenset({"platforms", "verify"})
@@ -112,11 +113,14 @@ def _hash(content: object) -> str:
 def load_config(path: Path) -> Config:
     """Read and validate ``images.toml``; raise InputError naming file, image and key."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise InputError(f"{path}: not found (create it, see images.toml.example)") from None
     except OSError as error:
         raise InputError(f"{path}: cannot read: {error.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InputError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB; not an images.toml")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
