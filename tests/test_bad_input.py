@@ -17,7 +17,7 @@ VALID_LOCK_HEAD = f'version = 1\ninputs = "{DIGEST}"\n'
 
 def entry_with(old: str, new: str) -> str:
     """A lock whose one entry has ``old`` replaced by ``new``."""
-    return entry_with(old, new)
+    return VALID_LOCK_HEAD + LOCK_ENTRY.replace(old, new)
 
 
 LOCK_ENTRY = (
