@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from imagelock.errors import InputError, InvalidReferenceError
 from imagelock.platforms import Platform, parse_platform
@@ -113,3 +117,51 @@ def test_bad_platforms_are_input_errors(text: str) -> None:
 def test_platform_order_is_total() -> None:
     platforms = [Platform.of("linux", "arm64"), Platform.of("linux", "amd64"), Platform.of("linux", "arm", "v6")]
     assert [str(p) for p in sorted(platforms)] == ["linux/amd64", "linux/arm/v6", "linux/arm64"]
+
+
+# -- properties: any string, and every reference the grammar allows --------------------------------
+
+COMPONENT = st.from_regex(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+){0,2}", fullmatch=True).filter(lambda c: len(c) < 30)
+HOST = st.one_of(
+    st.from_regex(r"[a-z0-9]+(\.[a-z0-9]+)+(:[1-9][0-9]{0,3})?", fullmatch=True),
+    st.from_regex(r"localhost(:[1-9][0-9]{0,3})?", fullmatch=True),
+)
+TAG = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}", fullmatch=True)
+DIGESTS = st.from_regex(r"sha256:[a-f0-9]{64}", fullmatch=True)
+
+
+@st.composite
+def references(draw: st.DrawFn) -> str:
+    host = draw(st.one_of(st.none(), HOST))
+    path = "/".join(draw(st.lists(COMPONENT, min_size=1, max_size=3)))
+    tag = draw(st.one_of(st.none(), TAG))
+    digest = draw(st.one_of(st.none(), DIGESTS))
+    return (f"{host}/" if host else "") + path + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
+
+
+@given(st.text(max_size=80))
+def test_any_string_parses_or_is_the_documented_error(text: str) -> None:
+    with contextlib.suppress(InvalidReferenceError):  # the only error a string may give
+        parse_reference(text)
+
+
+@given(references())
+def test_every_reference_the_grammar_allows_parses_and_round_trips(text: str) -> None:
+    reference = parse_reference(text)
+    assert parse_reference(str(reference)) == reference
+    assert str(parse_reference(str(reference))) == str(reference)  # the canonical form is a fixed point
+
+
+HUB_FIRST = COMPONENT.filter(lambda c: "." not in c and c != "localhost")
+
+
+@given(st.lists(COMPONENT, min_size=0, max_size=2), HUB_FIRST, st.one_of(st.none(), TAG))
+def test_docker_hub_short_names_normalise_one_way(rest: list[str], first: str, tag: str | None) -> None:
+    components = [first, *rest]
+    path = "/".join(components)
+    suffix = f":{tag}" if tag else ""
+    short = parse_reference(path + suffix)
+    expected_path = path if len(components) > 1 else f"library/{path}"
+    assert str(short.repository) == f"docker.io/{expected_path}"
+    assert parse_reference(f"docker.io/{path}{suffix}") == short
+    assert parse_reference(f"index.docker.io/{path}{suffix}") == short

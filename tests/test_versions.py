@@ -143,6 +143,15 @@ def test_order_is_newest_first_and_total(tags: list[str]) -> None:
     assert len({candidate.tag for candidate in chosen}) == len(chosen)
 
 
+@given(TAGS, st.randoms())
+def test_the_whole_order_is_deterministic_even_between_equal_versions(tags: list[str], shuffler: random.Random) -> None:
+    matcher = TagMatcher(SpecifierSet(""), prereleases=True)
+    shuffled = list(tags) + [f"v{tag}" for tag in tags if tag[:1].isdigit()]  # "1.2" and "v1.2": same version
+    ordered = [candidate.tag for candidate in candidates(shuffled, matcher)]
+    shuffler.shuffle(shuffled)
+    assert [candidate.tag for candidate in candidates(shuffled, matcher)] == ordered
+
+
 @given(st.text(max_size=40))
 def test_parse_version_never_raises(text: str) -> None:
     parse_version(text)
