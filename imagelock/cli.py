@@ -12,18 +12,21 @@ import json
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from imagelock import __version__
 from imagelock.errors import EXIT_CHECK_FAILED, ImagelockError
 from imagelock.lockfile import LockedImage
-from imagelock.pinning import Skipped
 from imagelock.project import Change, LockResult, Project
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from imagelock.pinning import Skipped
 
 app = typer.Typer(
     name="imagelock",
@@ -59,6 +62,8 @@ class TerminalEvents:
 
     def started(self, total: int) -> None:
         if self.console.is_terminal and total > 1 and self.progress is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
             self.progress = Progress(
                 TextColumn("resolving"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                 console=self.console, transient=True,

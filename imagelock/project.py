@@ -7,7 +7,6 @@ on succeeded. Nothing here knows about the terminal.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shlex
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -289,6 +288,8 @@ class Project:
         async def main() -> T:
             async with RegistryClient.open(keychain, settings, events=self.events, retry=self.retry) as client:
                 return await work(client)
+
+        import asyncio
 
         return asyncio.run(main())
 
