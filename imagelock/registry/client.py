@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -25,7 +26,7 @@ from imagelock.registry.manifests import (
     parse_manifest,
     verify_digest,
 )
-from imagelock.registry.transport import HostSettings, Response, RetryPolicy, Transport
+from imagelock.registry.transport import HostSettings, Response, RetryPolicy, Sink, Transport
 
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_CONFIG_BYTES = 8 << 20
@@ -146,6 +147,35 @@ class RegistryClient:
         self._raise_for_status(response, repository, what)
         verify_digest(response.body, claimed=None, expected=digest, what=what)
         return response.body
+
+    async def stream_blob(self, repository: Repository, digest: str, sink: Sink, *, max_bytes: int) -> int:
+        """Hand a blob to ``sink`` chunk by chunk, never holding it whole; return its size.
+
+        The digest is computed as the chunks pass and checked when the last has: RegistryError then
+        means the caller must discard whatever it made of them.
+        """
+        if not is_valid_digest(digest):
+            raise RegistryError(f"refusing to request invalid digest {digest!r} of {repository}")
+        algorithm, _, expected = digest.partition(":")
+        hasher = hashlib.new(algorithm)
+        size = 0
+
+        async def verified(chunk: bytes) -> None:
+            nonlocal size
+            hasher.update(chunk)
+            size += len(chunk)
+            await sink(chunk)
+
+        what = f"{repository}@{digest}"
+        response = await self._transport.request(
+            "GET", repository, f"/v2/{repository.path}/blobs/{digest}", max_bytes=max_bytes, sink=verified
+        )
+        self._raise_for_status(response, repository, what)
+        if hasher.hexdigest() != expected:
+            raise RegistryError(
+                f"{what}: content does not match the digest requested (got {algorithm}:{hasher.hexdigest()})"
+            )
+        return size
 
     async def referrers(self, repository: Repository, digest: str) -> tuple[Descriptor, ...]:
         """Manifests whose ``subject`` is ``digest``: the referrers API, else the ``sha256-<hex>`` tag index."""

@@ -24,7 +24,7 @@ import json
 import random
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
@@ -46,6 +46,8 @@ _REQUESTS_PER_POOL = 8
 # The timeout bounds each wait for bytes; a whole answer gets this many timeouts, so that a server
 # dripping a byte at a time cannot hold a run forever.
 _WHOLE_ANSWER_TIMEOUTS = 2
+# A streamed body (a layer) may take longer, but must keep arriving at this average rate or better.
+_STREAM_MIN_RATE = 32 << 10
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _TOKEN_RENEW_MARGIN = 10.0
@@ -87,6 +89,21 @@ class Response:
     body: bytes
     url: httpx.URL
     attempts: int = 1
+
+
+Sink = Callable[[bytes], Awaitable[None]]
+
+
+class _StreamSink:
+    """Where a 200 answer's body goes instead of memory; once it has had bytes, a failure is not retried."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.received = 0
+
+    async def __call__(self, chunk: bytes) -> None:
+        self.received += len(chunk)
+        await self.sink(chunk)
 
 
 @dataclass
@@ -157,12 +174,20 @@ class Transport:
         *,
         headers: Mapping[str, str] | None = None,
         max_bytes: int,
+        sink: Sink | None = None,
     ) -> Response:
-        """Send ``method path`` to the repository's registry, authenticating as its challenge asks."""
+        """Send ``method path`` to the repository's registry, authenticating as its challenge asks.
+
+        With ``sink``, the body of a 200 answer is handed to it chunk by chunk and not kept
+        (``Response.body`` is empty); every other answer is read as usual.
+        """
         state = self._host(repository)
         scope = f"repository:{repository.path}:pull"
         authorization = await self._authorization(repository, state, scope, renew=False)
-        response = await self._send_to_registry(method, repository, state, path, headers, authorization, max_bytes)
+        stream = _StreamSink(sink) if sink is not None else None
+        response = await self._send_to_registry(
+            method, repository, state, path, headers, authorization, max_bytes, stream
+        )
         if response.status != 401:
             return response
         challenges = parse_challenges(response.headers.get_list("www-authenticate"))
@@ -178,7 +203,9 @@ class Transport:
                 f"{repository.api_host}: authentication required for {repository}; "
                 f"add credentials with 'docker login {repository.registry}'"
             )
-        response = await self._send_to_registry(method, repository, state, path, headers, authorization, max_bytes)
+        response = await self._send_to_registry(
+            method, repository, state, path, headers, authorization, max_bytes, stream
+        )
         if response.status == 401:
             if credential is None:
                 raise RegistryError(
@@ -233,6 +260,7 @@ class Transport:
         headers: Mapping[str, str] | None,
         authorization: str | None,
         max_bytes: int,
+        stream: _StreamSink | None = None,
     ) -> Response:
         """Send to the registry; the first request to a host that may use plain HTTP decides the scheme."""
         host = repository.api_host
@@ -244,7 +272,14 @@ class Transport:
                     https = httpx.URL(f"https://{host}{path}")
                     try:
                         response = await self._send(
-                            state, method, https, headers, authorization, max_bytes, retry_connection=False
+                            state,
+                            method,
+                            https,
+                            headers,
+                            authorization,
+                            max_bytes,
+                            retry_connection=False,
+                            stream=stream,
                         )
                     except _ConnectionFailedError:
                         state.scheme = "http"  # the host does not speak TLS: allowed for loopback and insecure
@@ -253,7 +288,7 @@ class Transport:
                         self._note_rate_limit(repository, state, response)
                         return response
         url = httpx.URL(f"{state.scheme}://{host}{path}")
-        response = await self._send(state, method, url, headers, authorization, max_bytes)
+        response = await self._send(state, method, url, headers, authorization, max_bytes, stream=stream)
         self._note_rate_limit(repository, state, response)
         return response
 
@@ -384,6 +419,7 @@ class Transport:
         *,
         content: bytes | None = None,
         retry_connection: bool = True,
+        stream: _StreamSink | None = None,
     ) -> Response:
         """Send with bounded retries and safe redirects; read at most ``max_bytes`` of body.
 
@@ -394,8 +430,12 @@ class Transport:
         attempts = self._retry.attempts
         for attempt in range(1, attempts + 1):
             try:
-                response = await self._follow(state, method, url, origin, headers, authorization, max_bytes, content)
+                response = await self._follow(
+                    state, method, url, origin, headers, authorization, max_bytes, content, stream
+                )
             except _ConnectionFailedError as failure:
+                if stream is not None and stream.received:  # bytes already handed on cannot be taken back
+                    raise RegistryError(f"{url.netloc.decode()}: {_describe(failure.cause)} while streaming") from None
                 if not retry_connection:
                     raise
                 if attempt == attempts:
@@ -419,13 +459,14 @@ class Transport:
         authorization: str | None,
         max_bytes: int,
         content: bytes | None,
+        stream: _StreamSink | None = None,
     ) -> Response:
         current = url
         for _ in range(_MAX_REDIRECTS + 1):
             request_headers = dict(headers or {})
             if authorization is not None and _origin(current) == origin:
                 request_headers["Authorization"] = authorization
-            response = await self._send_once(state, method, current, request_headers, max_bytes, content)
+            response = await self._send_once(state, method, current, request_headers, max_bytes, content, stream)
             location = response.headers.get("location")
             if response.status not in _REDIRECT_STATUSES or not location:
                 return response
@@ -443,12 +484,16 @@ class Transport:
         headers: dict[str, str],
         max_bytes: int,
         content: bytes | None,
+        stream: _StreamSink | None = None,
     ) -> Response:
         client = self._client(state.settings)
+        whole_answer = state.settings.timeout * _WHOLE_ANSWER_TIMEOUTS
+        if stream is not None:
+            whole_answer += max_bytes / _STREAM_MIN_RATE
         try:
             async with (
                 state.slots,
-                asyncio.timeout(state.settings.timeout * _WHOLE_ANSWER_TIMEOUTS),
+                asyncio.timeout(whole_answer),
                 client.stream(method, url, headers=headers, content=content) as response,
             ):
                 limit = max_bytes if response.status_code < 400 else min(max_bytes, MAX_ERROR_BODY)
@@ -457,11 +502,18 @@ class Transport:
                 if method != "HEAD" and declared and declared.isdigit() and int(declared) > limit:
                     raise too_large
                 body = bytearray()
+                received = 0
+                streaming = stream is not None and response.status_code == 200
                 if method != "HEAD":
                     async for chunk in response.aiter_bytes():
-                        body += chunk
-                        if len(body) > limit:
+                        received += len(chunk)
+                        if received > limit:
                             raise too_large
+                        if streaming:
+                            assert stream is not None
+                            await stream(chunk)
+                        else:
+                            body += chunk
                 return Response(response.status_code, response.headers, bytes(body), url)
         except (httpx.TransportError, ssl.SSLError, TimeoutError) as error:
             if isinstance(error, httpx.UnsupportedProtocol):
