@@ -42,3 +42,9 @@ class RegistryError(ImagelockError):
 
 class NotFoundError(RegistryError):
     """The registry says the repository, tag or digest does not exist (exit 3)."""
+
+
+class DataUnavailableError(ImagelockError):
+    """Vulnerability data or an image's content cannot be had: offline database, OSV API, layers (exit 3)."""
+
+    exit_code = EXIT_REGISTRY

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import gzip
 import json
 import os
 import posixpath
@@ -23,7 +24,7 @@ import zlib
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from imagelock.audit.inventory import FileRecord, LayerContent, parse_file, wanted
 from imagelock.errors import RegistryError
@@ -102,10 +103,9 @@ def _normalise(name: str) -> str | None:
 def scan_tar(stream: IO[bytes]) -> LayerContent:
     """The wanted files and the whiteouts of one layer, read from ``stream`` front to back once."""
     head = stream.read(4)
-    source: IO[bytes] = _Prefixed(head, stream)
-    mode = "r|"
+    source: Any = _Prefixed(head, stream)
     if head.startswith(_GZIP_MAGIC):
-        mode = "r|gz"
+        source = gzip.GzipFile(fileobj=source, mode="rb")
     elif head.startswith(_ZSTD_MAGIC):
         import zstandard
 
@@ -114,7 +114,7 @@ def scan_tar(stream: IO[bytes]) -> LayerContent:
     whiteouts: set[str] = set()
     opaque: set[str] = set()
     try:
-        with tarfile.open(fileobj=source, mode=mode) as archive:
+        with tarfile.open(fileobj=source, mode="r|") as archive:
             for member in archive:
                 path = _normalise(member.name)
                 if path is None:
@@ -183,7 +183,7 @@ class _Prefixed:
         return False
 
 
-class _Aborted(Exception):
+class _AbortedError(Exception):
     """The download failed: the reader thread stops."""
 
 
@@ -230,7 +230,7 @@ class Pipe:
             while not self._chunks and not self._ended:
                 self._condition.wait()
             if self._failed:
-                raise _Aborted
+                raise _AbortedError
             if not self._chunks:
                 return b""
             parts: list[bytes] = []
