@@ -18,6 +18,7 @@ from typing import Any
 import tomli
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from imagelock.audit.policy import FAIL_ON_LEVELS, AuditPolicy
 from imagelock.errors import InputError
 from imagelock.platforms import Platform, parse_platform
 from imagelock.reference import Repository, is_valid_registry_host, is_valid_tag, parse_reference
@@ -35,7 +36,8 @@ CONFIG_VERSION = 1
 MAX_FILE_BYTES = 16 << 20  # far beyond any real images.toml or lock; refuses runaway or wrong files quickly
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _TOP_LEVEL_KEYS = frozenset({"version", "defaults", "registries", "policies", "images"})
-_DEFAULTS_KEYS = frozenset({"platforms", "verify"})
+_DEFAULTS_KEYS = frozenset({"platforms", "verify", "audit"})
+_AUDIT_KEYS = frozenset({"fail-on", "ignore", "gate"})
 _COSIGN_KEYS = frozenset({"method", "key", "keys", "match-repository", "rekor-key"})
 _KEYLESS_KEYS = frozenset({"method", "issuer", "identity", "identity-regexp", "trusted-root"})
 _NOTATION_KEYS = frozenset({"method", "trust-store", "identities"})
@@ -43,7 +45,7 @@ _CONTENT_TRUST_KEYS = frozenset({"method", "server", "ca-cert"})
 _METHODS = ("cosign", "cosign-keyless", "notation", "content-trust")
 _REGISTRY_KEYS = frozenset({"insecure", "ca-cert", "concurrency", "timeout"})
 _IMAGE_KEYS = frozenset(
-    {"image", "version", "tag", "variant", "tag-pattern", "prereleases", "exclude", "platforms", "verify"}
+    {"image", "version", "tag", "variant", "tag-pattern", "prereleases", "exclude", "platforms", "verify", "audit"}
 )
 
 
@@ -71,6 +73,7 @@ class ImageSpec:
     tag: str | None = None
     matcher: TagMatcher | None = None
     policy: TrustPolicy | None = None  # the signature an image must carry; None: none required
+    audit: AuditPolicy | None = field(default_factory=AuditPolicy)  # None: ``audit = false``, the image is not audited
 
     def canonical(self) -> dict[str, Any]:
         """The resolution-relevant content, in a canonical form (the basis of the spec hash)."""
@@ -86,6 +89,8 @@ class ImageSpec:
         content["platforms"] = [str(platform) for platform in self.platforms]
         if self.policy is not None:
             content["verify"] = self.policy.canonical()
+        if self.audit is not None and self.audit.gate:
+            content["audit-gate"] = self.audit.canonical()
         return content
 
     @property
@@ -142,6 +147,7 @@ class _ConfigParser:
         self.path = path
         self.policies: dict[str, TrustPolicy] = {}
         self.default_policy: TrustPolicy | None = None
+        self.default_audit: AuditPolicy | None = AuditPolicy()
 
     def error(self, where: str, message: str) -> InputError:
         return InputError(f"{self.path}: {where}: {message}")
@@ -159,6 +165,7 @@ class _ConfigParser:
             for name, value in self.table("[policies]", document.get("policies", {})).items()
         }
         self.default_policy = self.verify_setting("[defaults]", "defaults", defaults.get("verify", False), None)
+        self.default_audit = self.audit_setting("[defaults.audit]", defaults.get("audit"), AuditPolicy())
         registries = self.registries(self.table("[registries]", document.get("registries", {})))
         images_table = self.table("[images]", document.get("images", {}))
         images: dict[str, ImageSpec] = {}
@@ -258,6 +265,7 @@ class _ConfigParser:
         platforms = self.platforms(where, entry["platforms"]) if "platforms" in entry else default_platforms
         policy = self.verify_setting(where, f"images.{name}", entry.get("verify"), self.default_policy)
         self.check_policy_applies(where, reference.repository, policy)
+        audit = self.audit_setting(f"[images.{name}.audit]", entry.get("audit"), self.default_audit)
         has = {key for key in ("version", "tag", "tag-pattern") if key in entry}
         if not has:
             raise self.error(where, "needs one of 'version', 'tag' or 'tag-pattern'")
@@ -272,8 +280,33 @@ class _ConfigParser:
             tag = self.string(where, "tag", entry["tag"])
             if not is_valid_tag(tag):
                 raise self.error(where, f"key 'tag': invalid tag {tag!r}")
-            return ImageSpec(name, reference.repository, platforms, tag=tag, policy=policy)
-        return ImageSpec(name, reference.repository, platforms, matcher=self.matcher(where, entry), policy=policy)
+            return ImageSpec(name, reference.repository, platforms, tag=tag, policy=policy, audit=audit)
+        matcher = self.matcher(where, entry)
+        return ImageSpec(name, reference.repository, platforms, matcher=matcher, policy=policy, audit=audit)
+
+    def audit_setting(self, where: str, value: object, default: AuditPolicy | None) -> AuditPolicy | None:
+        """``audit``: a table whose keys override the defaults' one by one, or false; absent means the default."""
+        if value is None:
+            return default
+        if value is False:
+            return None
+        if value is True:
+            return default or AuditPolicy()
+        table = self.table(where, value)
+        self.check_keys(where, table, _AUDIT_KEYS)
+        base = default or AuditPolicy()
+        fail_on = base.fail_on
+        if "fail-on" in table:
+            fail_on = self.string(where, "fail-on", table["fail-on"]).lower()
+            if fail_on not in FAIL_ON_LEVELS:
+                raise self.error(where, f"key 'fail-on': expected one of {', '.join(FAIL_ON_LEVELS)}, got {fail_on!r}")
+        ignore = base.ignore
+        if "ignore" in table:
+            ignore = frozenset(self.string_list(where, "ignore", table["ignore"]))
+            if any(not item.strip() for item in ignore):
+                raise self.error(where, "key 'ignore': an empty id")
+        gate = self.boolean(where, "gate", table["gate"]) if "gate" in table else base.gate
+        return AuditPolicy(fail_on, ignore, gate)
 
     def check_policy_applies(self, where: str, repository: Repository, policy: TrustPolicy | None) -> None:
         if isinstance(policy, ContentTrustPolicy) and policy.server_for(repository) is None:

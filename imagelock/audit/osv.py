@@ -17,7 +17,6 @@ from imagelock.audit.inventory import Package, normalize_name
 from imagelock.audit.versions import Comparator, comparator
 
 SEVERITIES = ("unknown", "low", "medium", "high", "critical")
-FAIL_ON_LEVELS = ("low", "medium", "high", "critical")
 _WORDS = {
     "low": "low",
     "negligible": "low",

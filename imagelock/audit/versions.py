@@ -234,6 +234,7 @@ _ECOSYSTEM_ORDERINGS: dict[str, Comparator] = {
     "Alpine": compare_apk,
     "PyPI": compare_pep440,
     "npm": compare_semver,
+    "Go": compare_semver,
 }
 
 

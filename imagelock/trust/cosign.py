@@ -26,7 +26,7 @@ from imagelock.reference import Repository, parse_reference
 from imagelock.trust._base import Evidence, SignatureError
 from imagelock.trust.keys import PublicKey
 from imagelock.trust.rekor import BUNDLE_ANNOTATION, verify_signed_entry
-from imagelock.trust.statements import check_statement
+from imagelock.trust.statements import check_statement, open_envelope
 
 if TYPE_CHECKING:
     from imagelock.registry import RegistryClient
@@ -180,17 +180,9 @@ def verify_bundle(bundle: bytes, keys: Sequence[PublicKey], digest: str) -> Publ
     """A key-based sigstore bundle: its DSSE signature by one of ``keys``, its statement's subject ``digest``."""
     try:
         envelope = json.loads(bundle)["dsseEnvelope"]
-        payload_type = envelope["payloadType"]
-        body = base64.b64decode(envelope["payload"], validate=True)
-        signatures = [base64.b64decode(item["sig"], validate=True) for item in envelope["signatures"]]
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError):
         raise SignatureError("not a sigstore bundle with a DSSE envelope") from None
-    if not isinstance(payload_type, str):
-        raise SignatureError("DSSE payloadType is not a string")
-    message = b"DSSEv1 %d %s %d %s" % (len(payload_type.encode()), payload_type.encode(), len(body), body)
-    key = next((key for key in keys for signature in signatures if key.verifies(signature, message)), None)
-    if key is None:
-        raise SignatureError("DSSE signature does not verify with the policy's key(s)")
+    payload_type, body, key = open_envelope(envelope, keys)
     check_statement(payload_type, body, digest)
     return key
 

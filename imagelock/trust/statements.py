@@ -1,10 +1,15 @@
-"""The in-toto statement inside a DSSE envelope: it must name the digest imagelock computed."""
+"""DSSE envelopes and the in-toto statements inside them: signed by a policy key, naming the digest
+imagelock computed."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+from collections.abc import Sequence
 
 from imagelock.trust._base import SignatureError
+from imagelock.trust.keys import PublicKey
 
 IN_TOTO = "application/vnd.in-toto+json"
 
@@ -20,3 +25,21 @@ def check_statement(payload_type: str, body: bytes, digest: str) -> None:
     algorithm, _, hexdigest = digest.partition(":")
     if not any(isinstance(subject, dict) and subject.get(algorithm) == hexdigest for subject in subjects):
         raise SignatureError(f"signed statement's subject is not {digest}")
+
+
+def open_envelope(envelope: object, keys: Sequence[PublicKey]) -> tuple[str, bytes, PublicKey]:
+    """``(payloadType, payload, key)`` of a DSSE envelope one of ``keys`` signed (over the DSSE PAE)."""
+    try:
+        assert isinstance(envelope, dict)
+        payload_type = envelope["payloadType"]
+        body = base64.b64decode(envelope["payload"], validate=True)
+        signatures = [base64.b64decode(item["sig"], validate=True) for item in envelope["signatures"]]
+    except (AssertionError, ValueError, KeyError, TypeError, binascii.Error):
+        raise SignatureError("not a DSSE envelope") from None
+    if not isinstance(payload_type, str):
+        raise SignatureError("DSSE payloadType is not a string")
+    message = b"DSSEv1 %d %s %d %s" % (len(payload_type.encode()), payload_type.encode(), len(body), body)
+    key = next((key for key in keys for signature in signatures if key.verifies(signature, message)), None)
+    if key is None:
+        raise SignatureError("DSSE signature does not verify with the policy's key(s)")
+    return payload_type, body, key

@@ -1,0 +1,280 @@
+"""Auditing images: for each platform, its packages (from an SBOM the publisher attached, else from its
+layers), matched against OSV records, judged by the image's audit policy.
+
+Where the packages come from, in order:
+
+1. a BuildKit SBOM attestation: the index's attestation manifest for the platform, whose in-toto
+   layer carries an SPDX or CycloneDX predicate. It is reached through the locked digest, so it is
+   as trustworthy as the image itself;
+2. a cosign attestation (``sha256-<digest>.att``) of the platform or the index with an SBOM predicate.
+   Under a ``cosign`` key policy its DSSE signature must verify with the policy's keys and its
+   statement must name the digest; an attestation that does not is not used. Without a policy the
+   statement must still name the digest. Under another method it cannot be checked and is not used;
+3. the image's own layers, streamed (``imagelock.audit.layers``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from imagelock.audit.inventory import Inventory, merge
+from imagelock.audit.layers import LayerCache, is_layer, read_layer
+from imagelock.audit.osv import Match, at_or_above, match_all
+from imagelock.audit.policy import AuditPolicy
+from imagelock.audit.sbom import NotAnSbomError, parse_sbom, statement_sbom, statement_subjects
+from imagelock.errors import DataUnavailableError, NotFoundError, RegistryError
+from imagelock.trust import CosignPolicy, SignatureError
+
+if TYPE_CHECKING:
+    from imagelock.audit.database import Database
+    from imagelock.reference import Repository
+    from imagelock.registry import RegistryClient
+    from imagelock.registry.manifests import Manifest
+    from imagelock.trust import TrustPolicy
+
+IN_TOTO_LAYER = "application/vnd.in-toto+json"
+DSSE_LAYER = "application/vnd.dsse.envelope.v1+json"
+PREDICATE_ANNOTATION = "in-toto.io/predicate-type"
+REFERENCE_DIGEST_ANNOTATION = "vnd.docker.reference.digest"
+MAX_ATTESTATION_BYTES = 32 << 20
+MAX_LAYER_BYTES = 8 << 30
+MAX_CONCURRENT_PLATFORMS = 8
+
+
+@dataclass(frozen=True)
+class Target:
+    """One image to audit: where it is, which platform manifests, and the policies that apply."""
+
+    name: str
+    repository: Repository
+    tag: str
+    digest: str
+    platforms: Mapping[str, str]  # platform -> manifest digest
+    policy: AuditPolicy = field(default_factory=AuditPolicy)
+    trust: TrustPolicy | None = None
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repository}:{self.tag}@{self.digest}"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One vulnerable package in one platform of one image."""
+
+    platform: str
+    package: str
+    version: str
+    ecosystem: str
+    fixed: str
+    id: str
+    aliases: tuple[str, ...]
+    severity: str
+    score: str
+    summary: str
+    location: str
+    ignored: bool = False
+
+    @classmethod
+    def of(cls, match: Match, platform: str, ignore: frozenset[str]) -> Finding:
+        record, package = match.record, match.package
+        return cls(
+            platform=platform,
+            package=package.name,
+            version=package.version,
+            ecosystem=package.ecosystem,
+            fixed=match.fixed,
+            id=record.id,
+            aliases=record.aliases,
+            severity=record.severity,
+            score=record.score,
+            summary=record.summary,
+            location=package.location,
+            ignored=bool(record.ids() & ignore),
+        )
+
+
+@dataclass(frozen=True)
+class PlatformAudit:
+    platform: str
+    digest: str
+    source: str  # "layers", or the SBOM it came from
+    release: str
+    packages: int
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ImageAudit:
+    target: Target
+    platforms: tuple[PlatformAudit, ...]
+    findings: tuple[Finding, ...]
+
+    @property
+    def failing(self) -> tuple[Finding, ...]:
+        """Findings the policy does not accept: not ignored, at or above ``fail-on``."""
+        threshold = self.target.policy.fail_on
+        return tuple(f for f in self.findings if not f.ignored and at_or_above(f.severity, threshold))
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    images: tuple[ImageAudit, ...]
+
+    @property
+    def failed(self) -> bool:
+        return any(image.failing for image in self.images)
+
+
+async def audit(
+    targets: Sequence[Target], client: RegistryClient, database: Database, cache: LayerCache
+) -> AuditReport:
+    """Audit every platform of every target; the database is asked once, for all packages together."""
+    slots = asyncio.Semaphore(MAX_CONCURRENT_PLATFORMS)
+
+    async def one(target: Target, platform: str, digest: str) -> Inventory:
+        async with slots:
+            return await inventory(target, platform, digest, client, cache)
+
+    jobs = [(target, platform, digest) for target in targets for platform, digest in sorted(target.platforms.items())]
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(*job)) for job in jobs]
+    except ExceptionGroup as failures:
+        raise failures.exceptions[0] from None
+    inventories = [task.result() for task in tasks]
+    records = await database.records_for([package for found in inventories for package in found.packages])
+    by_image: dict[str, tuple[list[PlatformAudit], list[Finding]]] = {target.name: ([], []) for target in targets}
+    for (target, platform, digest), found in zip(jobs, inventories, strict=True):
+        platforms, findings = by_image[target.name]
+        release = str(found.release) if found.release is not None else ""
+        platforms.append(PlatformAudit(platform, digest, found.source, release, len(found.packages), found.notes))
+        for match in match_all(records, found.packages):
+            findings.append(Finding.of(match, platform, target.policy.ignore))
+    return AuditReport(
+        tuple(
+            ImageAudit(target, tuple(by_image[target.name][0]), tuple(sorted(by_image[target.name][1], key=_order)))
+            for target in targets
+        )
+    )
+
+
+def _order(finding: Finding) -> tuple[int, str, str, str]:
+    severity = ("critical", "high", "medium", "low", "unknown").index(finding.severity)
+    return severity, finding.package, finding.id, finding.platform
+
+
+async def inventory(target: Target, platform: str, digest: str, client: RegistryClient, cache: LayerCache) -> Inventory:
+    """What is installed in one platform of an image: from an attached SBOM when there is one, else its layers."""
+    repository = target.repository
+    notes: list[str] = []
+    index = await client.get_manifest(repository, target.digest) if target.digest != digest else None
+    if index is not None and index.is_index:
+        found = await _buildkit_sbom(repository, index, digest, client)
+        if found is not None:
+            return found
+    for subject in dict.fromkeys([digest, target.digest]):
+        found = await _cosign_sbom(repository, subject, target.trust, client, notes)
+        if found is not None:
+            return found
+    manifest = await client.get_manifest(repository, digest)
+    if manifest.is_index:
+        raise RegistryError(f"{repository}@{digest}: the {platform} manifest is an index, not an image")
+    layers = []
+    for layer in manifest.layers:
+        if not is_layer(layer):
+            continue
+        if layer.size > MAX_LAYER_BYTES:
+            raise DataUnavailableError(f"{repository}@{layer.digest}: layer larger than {MAX_LAYER_BYTES >> 30} GiB")
+        content = cache.get(layer.digest)
+        if content is None:
+            content = await read_layer(client, repository, layer)
+            cache.put(layer.digest, content)
+        layers.append(content)
+    found = merge(layers, location_prefix="")
+    return replace(found, notes=(*notes, *found.notes))
+
+
+async def _buildkit_sbom(
+    repository: Repository, index: Manifest, digest: str, client: RegistryClient
+) -> Inventory | None:
+    for child in index.children:
+        if not child.is_attestation or child.annotations.get(REFERENCE_DIGEST_ANNOTATION) != digest:
+            continue
+        attestation = await client.get_manifest(repository, child.digest)
+        for layer in attestation.layers:
+            predicate_type = layer.annotations.get(PREDICATE_ANNOTATION, "")
+            if layer.media_type != IN_TOTO_LAYER or not predicate_type.startswith(
+                ("https://spdx.dev", "https://cyclonedx.org")
+            ):
+                continue
+            body = await client.get_blob(repository, layer.digest, max_bytes=MAX_ATTESTATION_BYTES)
+            subjects = statement_subjects(body)
+            if subjects and digest not in subjects:
+                continue
+            found = _sbom_of(body, f"SBOM attestation {child.digest}")
+            if found is not None:
+                return found
+    return None
+
+
+async def _cosign_sbom(
+    repository: Repository, subject: str, policy: TrustPolicy | None, client: RegistryClient, notes: list[str]
+) -> Inventory | None:
+    algorithm, _, hexdigest = subject.partition(":")
+    tag = f"{algorithm}-{hexdigest}.att"
+    try:
+        manifest = await client.get_manifest(repository, tag)
+    except NotFoundError:
+        return None
+    if policy is not None and not isinstance(policy, CosignPolicy):
+        notes.append(f"{repository}:{tag}: cosign attestation not used (policy {policy.name!r} cannot verify it)")
+        return None
+    for layer in manifest.layers:
+        if layer.media_type != DSSE_LAYER:
+            continue
+        blob = await client.get_blob(repository, layer.digest, max_bytes=MAX_ATTESTATION_BYTES)
+        try:
+            body = _open_attestation(blob, subject, policy)
+        except SignatureError as error:
+            notes.append(f"{repository}:{tag}: cosign attestation not used: {error}")
+            continue
+        found = _sbom_of(body, f"cosign attestation {manifest.digest}")
+        if found is not None:
+            return found
+    return None
+
+
+def _open_attestation(blob: bytes, subject: str, policy: CosignPolicy | None) -> bytes:
+    from imagelock.trust.statements import check_statement, open_envelope
+
+    try:
+        envelope = json.loads(blob)
+    except ValueError:
+        raise SignatureError("not a DSSE envelope") from None
+    if policy is not None:
+        payload_type, body, _ = open_envelope(envelope, policy.keys)
+    else:
+        import base64
+        import binascii
+
+        try:
+            payload_type, body = envelope["payloadType"], base64.b64decode(envelope["payload"], validate=True)
+        except (KeyError, TypeError, binascii.Error, ValueError):
+            raise SignatureError("not a DSSE envelope") from None
+    check_statement(payload_type if isinstance(payload_type, str) else "", body, subject)
+    return body
+
+
+def _sbom_of(statement: bytes, source: str) -> Inventory | None:
+    carried = statement_sbom(statement)
+    if carried is None:
+        return None
+    try:
+        return parse_sbom(carried[1], source)
+    except NotAnSbomError:
+        return None
