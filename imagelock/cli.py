@@ -26,6 +26,7 @@ from imagelock.project import Change, LockResult, Project
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
+    from imagelock.audit.scan import AuditReport, Finding
     from imagelock.pinning import Skipped
 
 app = typer.Typer(
@@ -41,6 +42,11 @@ LockfileOption = Annotated[
     Path | None,
     typer.Option("--lockfile", help="The lock file (default: images.lock beside the config).", dir_okay=False),
 ]
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="OSV records offline: a directory of *.json records or all.zip exports, or one zip."),
+]
+OsvUrlOption = Annotated[str | None, typer.Option("--osv-url", help="The OSV API to ask (default: api.osv.dev).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a machine-readable report (see docs/commands.md).")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print what would change; write nothing.")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="List unchanged images too.")]
@@ -98,11 +104,17 @@ def _options(
     context.obj = {"debug": debug}
 
 
-def _run(context: typer.Context, config: Path, lockfile: Path | None, operation: Callable[[Project], T]) -> T:
+def _run(
+    context: typer.Context,
+    config: Path,
+    lockfile: Path | None,
+    operation: Callable[[Project], T],
+    **options: object,
+) -> T:
     """Run an operation on the project; an expected failure becomes one line on stderr and its exit code."""
     events = TerminalEvents()
     try:
-        return operation(Project.at(config, lockfile, events=events))
+        return operation(Project.at(config, lockfile, events=events, **options))
     except ImagelockError as error:
         events.close()
         if context.obj and context.obj.get("debug"):
@@ -219,10 +231,19 @@ def lock_command(
     dry_run: DryRunOption = False,
     verbose: VerboseOption = False,
     as_json: JsonOption = False,
+    db: DbOption = None,
+    osv_url: OsvUrlOption = None,
 ) -> None:
     """Resolve images.toml into images.lock. Entries whose spec is unchanged keep their pins."""
     selection: bool | list[str] = True if upgrade else list(upgrade_image or [])
-    result = _run(context, config, lockfile, lambda project: project.lock(upgrade=selection, dry_run=dry_run))
+    result = _run(
+        context,
+        config,
+        lockfile,
+        lambda project: project.lock(upgrade=selection, dry_run=dry_run),
+        vulnerability_db=db,
+        osv_url=osv_url,
+    )
     _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=dry_run, verbose=verbose, as_json=as_json)
 
 
@@ -235,10 +256,19 @@ def update_command(
     dry_run: DryRunOption = False,
     verbose: VerboseOption = False,
     as_json: JsonOption = False,
+    db: DbOption = None,
+    osv_url: OsvUrlOption = None,
 ) -> None:
     """Move pins forward: re-resolve all images, or only NAMES, to the newest tags their specs allow."""
     selection: bool | list[str] = list(names) if names else True
-    result = _run(context, config, lockfile, lambda project: project.lock(upgrade=selection, dry_run=dry_run))
+    result = _run(
+        context,
+        config,
+        lockfile,
+        lambda project: project.lock(upgrade=selection, dry_run=dry_run),
+        vulnerability_db=db,
+        osv_url=osv_url,
+    )
     _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=dry_run, verbose=verbose, as_json=as_json)
 
 
@@ -296,9 +326,13 @@ def why_command(
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
     as_json: JsonOption = False,
+    db: DbOption = None,
+    osv_url: OsvUrlOption = None,
 ) -> None:
     """Why NAME resolves to the tag it does: every tag considered, newest first, with its verdict."""
-    explanation = _run(context, config, lockfile, lambda project: project.why(name))
+    explanation = _run(
+        context, config, lockfile, lambda project: project.why(name), vulnerability_db=db, osv_url=osv_url
+    )
     if as_json:
         tags = [{"tag": t.tag, "version": t.version, "verdict": t.verdict} for t in explanation.tags]
         _print_json({"name": explanation.name, "image": explanation.image, "chosen": explanation.chosen, "tags": tags})
@@ -428,6 +462,153 @@ def init_command(
     _print_rows([[Text(name, style="bold"), f"{spec.repository}:{spec.tag}"] for name, spec in created.images.items()])
     _report_skipped(skipped)
     typer.echo(f"wrote {config}: {len(created.images)} image(s); next: imagelock lock", err=True)
+
+
+@app.command("audit")
+def audit_command(
+    context: typer.Context,
+    names: Annotated[list[str] | None, typer.Argument(help="Images to audit (default: all locked).")] = None,
+    config: ConfigOption = Path("images.toml"),
+    lockfile: LockfileOption = None,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on", help="Fail on findings at or above: low, medium, high or critical (overrides policy)."
+        ),
+    ] = None,
+    db: DbOption = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Use the database 'imagelock vulndb download' fetched.")
+    ] = False,
+    osv_url: OsvUrlOption = None,
+    sarif: Annotated[
+        Path | None,
+        typer.Option("--sarif", help="Also write the findings as SARIF 2.1.0 to this file.", dir_okay=False),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Find known vulnerabilities in the locked images. Exit 1 when a finding fails the audit policy."""
+    from imagelock.audit.database import default_database_dir
+    from imagelock.audit.layers import cache_dir
+    from imagelock.audit.policy import FAIL_ON_LEVELS
+    from imagelock.audit.report import report_json, report_sarif
+
+    if fail_on is not None and fail_on.lower() not in FAIL_ON_LEVELS:
+        typer.echo(f"error: --fail-on: expected one of {', '.join(FAIL_ON_LEVELS)}, got {fail_on!r}", err=True)
+        raise typer.Exit(2)
+    if offline and db is None:
+        db = default_database_dir(cache_dir())
+    report = _run(
+        context,
+        config,
+        lockfile,
+        lambda project: project.audit(list(names or []), fail_on=fail_on.lower() if fail_on else None),
+        vulnerability_db=db,
+        osv_url=osv_url,
+    )
+    if sarif is not None:
+        lock_path = Project.at(config, lockfile).lock_path
+        document = report_sarif(report, lock_path.name, lock_path.read_text(encoding="utf-8"))
+        sarif.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    if as_json:
+        _print_json(report_json(report))
+    else:
+        _print_audit(report)
+    if report.failed:
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _print_audit(report: AuditReport) -> None:
+    console = _stdout()
+    styles = {"critical": "red bold", "high": "red", "medium": "yellow", "low": "", "unknown": "dim"}
+    counts: dict[str, int] = {}
+    for image in report.images:
+        target = image.target
+        sources = sorted({f"{p.source}{', ' + p.release if p.release else ''}" for p in image.platforms})
+        console.print(Text.assemble((target.name, "bold"), f"  {target.reference}  ({'; '.join(sources)})"))
+        for note in dict.fromkeys(note for platform in image.platforms for note in platform.notes):
+            console.print(Text(f"  note: {note}", style="dim"))
+        if not image.findings:
+            console.print(Text("  no known vulnerabilities", style="green"))
+            continue
+        failing = set(image.failing)
+        rows: list[list[Text | str]] = [
+            [Text(h, style="bold") for h in ("  PACKAGE", "INSTALLED", "FIXED", "ID", "SEVERITY", "PLATFORMS")]
+        ]
+        merged: dict[tuple[str, str, str], list[Finding]] = {}
+        for finding in image.findings:
+            merged.setdefault((finding.package, finding.version, finding.id), []).append(finding)
+        for group in merged.values():
+            finding = group[0]
+            counts[finding.severity] = counts.get(finding.severity, 0) + 1
+            identifier = finding.id + (f" ({', '.join(finding.aliases[:3])})" if finding.aliases else "")
+            severity = Text(finding.severity, style=styles[finding.severity])
+            if finding.ignored:
+                severity = Text(f"{finding.severity}, ignored", style="dim")
+            elif finding in failing:
+                severity.append(" ✗", style="red bold")
+            platforms = ", ".join(f.platform for f in group)
+            rows.append(
+                ["  " + finding.package, finding.version, finding.fixed or "-", identifier, severity, platforms]
+            )
+        _print_rows(rows)
+    total = sum(counts.values())
+    by_severity = ", ".join(
+        f"{counts[level]} {level}" for level in ("critical", "high", "medium", "low", "unknown") if level in counts
+    )
+    failing_images = [image.target.name for image in report.images if image.failing]
+    summary = f"{total} finding(s) in {len(report.images)} image(s)" + (f" ({by_severity})" if by_severity else "")
+    if failing_images:
+        typer.echo(f"{summary}; audit failed for {', '.join(failing_images)}", err=True)
+    else:
+        typer.echo(f"{summary}; audit passed", err=True)
+
+
+vulndb_app = typer.Typer(help="The offline vulnerability database (OSV exports).", no_args_is_help=True)
+app.add_typer(vulndb_app, name="vulndb")
+
+
+@vulndb_app.command("download")
+def vulndb_download_command(
+    ecosystems: Annotated[
+        list[str] | None, typer.Argument(help="OSV ecosystems (default: Alpine Debian PyPI npm).")
+    ] = None,
+    dest: Annotated[
+        Path | None, typer.Option("--dest", help="Where to keep them (default: the user's cache directory).")
+    ] = None,
+    url: Annotated[str | None, typer.Option("--url", help="Where OSV's exports are served from.")] = None,
+) -> None:
+    """Fetch OSV's per-ecosystem all.zip exports once, for 'imagelock audit --offline' (or --db DIR)."""
+    from imagelock.audit.database import DEFAULT_ECOSYSTEMS, OSV_EXPORTS, default_database_dir, download
+    from imagelock.audit.layers import cache_dir
+    from imagelock.errors import ImagelockError as Failure
+
+    destination = dest or default_database_dir(cache_dir())
+    console = Console(stderr=True)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        console=console, transient=not console.is_terminal, disable=not console.is_terminal,
+    ) as progress:  # fmt: skip
+        tasks: dict[str, TaskID] = {}
+
+        def report(ecosystem: str, received: int, total: int | None) -> None:
+            if ecosystem not in tasks:
+                tasks[ecosystem] = progress.add_task(ecosystem, total=total)
+            progress.update(tasks[ecosystem], completed=received, total=total)
+
+        try:
+            written = download(
+                list(ecosystems or DEFAULT_ECOSYSTEMS), destination, url=url or OSV_EXPORTS, progress=report
+            )
+        except Failure as error:
+            progress.stop()
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(error.exit_code) from None
+    for path in written:
+        typer.echo(f"{path}  {path.stat().st_size} bytes")
+    typer.echo(f"audit offline with: imagelock audit --db {destination}", err=True)
 
 
 def main() -> None:

@@ -24,8 +24,11 @@ from imagelock.versions import parse_version
 
 if TYPE_CHECKING:
     from imagelock import pinning
+    from imagelock.audit.database import Database
+    from imagelock.audit.layers import LayerCache
+    from imagelock.audit.scan import AuditReport
     from imagelock.registry import HostSettings, Keychain, RegistryClient, RetryPolicy
-    from imagelock.resolver import Explanation
+    from imagelock.resolver import Explanation, Gate
     from imagelock.verification import Verification
 
 T = TypeVar("T")
@@ -67,6 +70,9 @@ class Project:
     keychain: Keychain | None = None
     events: Events = field(default_factory=Silent)
     retry: RetryPolicy | None = None
+    vulnerability_db: Path | None = None  # OSV records offline; None: the OSV API
+    osv_url: str | None = None  # the OSV API's address, when not api.osv.dev
+    cache: Path | None = None  # where layer inventories are kept; None: the user's cache directory
 
     @classmethod
     def at(cls, config_path: Path, lock_path: Path | None = None, **options: object) -> Project:
@@ -116,7 +122,10 @@ class Project:
         if to_resolve:
             from imagelock.resolver import resolve_all
 
-            resolved = self._run(lambda client: resolve_all(to_resolve, client, locked, self.events), config)
+            gate = (
+                self._audit_gate() if any(spec.audit is not None and spec.audit.gate for spec in to_resolve) else None
+            )
+            resolved = self._run(lambda client: resolve_all(to_resolve, client, locked, self.events, gate), config)
         new_lock = Lock(inputs=config.inputs_hash, images={**kept, **resolved}, command=self._command())
         changes = changes_between(locked, new_lock.images, config)
         current_text = _read_text(self.lock_path)
@@ -162,7 +171,8 @@ class Project:
         previous = existing.images.get(name) if existing is not None else None
         from imagelock.resolver import explain
 
-        return self._run(lambda client: explain(spec, client, previous), config)
+        gate = self._audit_gate() if spec.audit is not None and spec.audit.gate else None
+        return self._run(lambda client: explain(spec, client, previous, gate), config)
 
     def verify(self) -> list[Verification]:
         existing = self._existing()
@@ -174,6 +184,59 @@ class Project:
         from imagelock.verification import verify_all
 
         return self._run(lambda client: verify_all(entries, client, policies), config) if entries else []
+
+    def audit(self, names: Sequence[str] = (), *, fail_on: str | None = None) -> AuditReport:
+        """Audit the locked images (all, or those named) for known vulnerabilities, per their audit policy.
+
+        Entries with ``audit = false`` are left out unless named.
+        """
+        from imagelock.audit.scan import Target, audit
+
+        existing = self._existing()
+        if existing is None:
+            raise InputError(f"{self.lock_path}: not found; run 'imagelock lock'")
+        config = load_config(self.config_path)
+        unknown = [name for name in names if name not in existing.images]
+        if unknown:
+            locked = ", ".join(sorted(existing.images)) or "none"
+            raise InputError(f"{self.lock_path}: no locked image named {unknown[0]!r} (locked: {locked})")
+        from imagelock.audit.gate import audited_platforms
+        from imagelock.audit.policy import AuditPolicy
+        from imagelock.reference import parse_repository
+
+        targets = []
+        for name in names or sorted(existing.images):
+            entry, spec = existing.images[name], config.images.get(name)
+            policy = spec.audit if spec is not None else AuditPolicy()
+            if policy is None and not names:
+                continue
+            policy = replace(policy or AuditPolicy(), fail_on=fail_on or (policy or AuditPolicy()).fail_on)
+            platforms = audited_platforms(spec, entry.platforms)
+            trust = spec.policy if spec is not None else None
+            repository = parse_repository(entry.image)
+            targets.append(Target(name, repository, entry.tag, entry.digest, platforms, policy, trust))
+        database, cache = self._audit_sources()
+        if not targets:
+            from imagelock.audit.scan import AuditReport
+
+            return AuditReport(())
+        return self._run(lambda client: audit(targets, client, database, cache), config)
+
+    def _audit_sources(self) -> tuple[Database, LayerCache]:
+        from imagelock.audit.database import OSV_API, OfflineDatabase, OnlineDatabase
+        from imagelock.audit.layers import LayerCache, cache_dir
+
+        database: Database = (
+            OfflineDatabase(self.vulnerability_db)
+            if self.vulnerability_db is not None
+            else OnlineDatabase(self.osv_url or OSV_API)
+        )
+        return database, LayerCache(self.cache or cache_dir())
+
+    def _audit_gate(self) -> Gate:
+        from imagelock.audit.gate import audit_gate
+
+        return audit_gate(*self._audit_sources())
 
     # -- editing images.toml ---------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from imagelock import trust
@@ -17,6 +17,9 @@ from imagelock.trust import SignatureError, Subject
 from imagelock.versions import Candidate, TagMatcher, candidates, classify, order, parse_version
 
 MAX_CONCURRENT_IMAGES = 64
+
+# Judges a candidate before it is pinned (the audit gate): the reason to skip it, or None to accept it.
+Gate = Callable[[ImageSpec, str, str, Mapping[str, str], RegistryClient], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ async def resolve_all(
     client: RegistryClient,
     previous: Mapping[str, LockedImage] | None = None,
     events: Events | None = None,
+    gate: Gate | None = None,
 ) -> dict[str, LockedImage]:
     """Resolve every spec concurrently; the first failure cancels the rest and is raised.
 
@@ -48,7 +52,7 @@ async def resolve_all(
 
     async def resolve_one(spec: ImageSpec) -> LockedImage:
         async with slots:
-            locked = await resolve_image(spec, client, previous.get(spec.name), events)
+            locked = await resolve_image(spec, client, previous.get(spec.name), events, gate)
         events.resolved(spec.name)
         return locked
 
@@ -61,7 +65,11 @@ async def resolve_all(
 
 
 async def resolve_image(
-    spec: ImageSpec, client: RegistryClient, previous: LockedImage | None = None, events: Events | None = None
+    spec: ImageSpec,
+    client: RegistryClient,
+    previous: LockedImage | None = None,
+    events: Events | None = None,
+    gate: Gate | None = None,
 ) -> LockedImage:
     if spec.tag is not None:
         pin = await _pin(spec, spec.tag, client, previous)
@@ -75,11 +83,15 @@ async def resolve_image(
             pin = await _verified(spec, spec.tag, pin, client, previous)
         except SignatureError as error:
             raise SignatureError(f"[images.{spec.name}]: tag {spec.tag}: {error}") from None
+        refused = await gate(spec, spec.tag, pin.digest, pin.platforms, client) if gate is not None else None
+        if refused is not None:
+            raise ResolutionError(f"[images.{spec.name}]: tag {spec.tag}: {refused}")
         return _locked(spec, spec.tag, pin)
     assert spec.matcher is not None
     tags = await client.list_tags(spec.repository)
     skipped: list[str] = []
     unsigned: list[tuple[str, str]] = []
+    refusals: list[tuple[str, str]] = []
     for candidate in candidates(tags, spec.matcher):
         pin = await _pin(spec, candidate.tag, client, previous)
         if _missing(spec, pin.platforms):
@@ -91,7 +103,18 @@ async def resolve_image(
             unsigned.append((candidate.tag, str(error)))
             (events or Silent()).warning(f"[images.{spec.name}]: skipping tag {candidate.tag}: {error}")
             continue
+        refused = await gate(spec, candidate.tag, pin.digest, pin.platforms, client) if gate is not None else None
+        if refused is not None:
+            refusals.append((candidate.tag, refused))
+            (events or Silent()).warning(f"[images.{spec.name}]: skipping tag {candidate.tag}: {refused}")
+            continue
         return _locked(spec, candidate.tag, pin)
+    if refusals:
+        tag, reason = refusals[0]
+        raise ResolutionError(
+            f"[images.{spec.name}]: no tag of {spec.repository} matching the spec passes the audit gate"
+            f" ({len(refusals)} skipped; newest {tag}: {reason})"
+        )
     if unsigned:
         tag, reason = unsigned[0]
         policy = spec.policy.name if spec.policy else ""
@@ -148,7 +171,9 @@ class Explanation:
     tags: tuple[TagVerdict, ...]
 
 
-async def explain(spec: ImageSpec, client: RegistryClient, previous: LockedImage | None = None) -> Explanation:
+async def explain(
+    spec: ImageSpec, client: RegistryClient, previous: LockedImage | None = None, gate: Gate | None = None
+) -> Explanation:
     """Every tag considered for ``spec``, newest first, with its verdict; fetches only what selection would.
 
     ``previous`` is the entry in the existing lock, whose evidence pins trust-on-first-use roots.
@@ -159,7 +184,7 @@ async def explain(spec: ImageSpec, client: RegistryClient, previous: LockedImage
         reason = (
             f"missing platform {', '.join(missing)}"
             if missing
-            else await _signature_verdict(spec, spec.tag, pin, client, previous)
+            else await _signature_verdict(spec, spec.tag, pin, client, previous, gate)
         )
         verdict = TagVerdict(spec.tag, reason)
         return Explanation(spec.name, str(spec.repository), spec.tag if reason == "chosen" else None, (verdict,))
@@ -177,7 +202,7 @@ async def explain(spec: ImageSpec, client: RegistryClient, previous: LockedImage
         if missing:
             verdicts[candidate.tag] = f"missing platform {', '.join(missing)}"
             continue
-        verdicts[candidate.tag] = await _signature_verdict(spec, candidate.tag, pin, client, previous)
+        verdicts[candidate.tag] = await _signature_verdict(spec, candidate.tag, pin, client, previous, gate)
         if verdicts[candidate.tag] == "chosen":
             chosen = candidate.tag
 
@@ -193,13 +218,14 @@ async def explain(spec: ImageSpec, client: RegistryClient, previous: LockedImage
 
 
 async def _signature_verdict(
-    spec: ImageSpec, tag: str, pin: _Pin, client: RegistryClient, previous: LockedImage | None
+    spec: ImageSpec, tag: str, pin: _Pin, client: RegistryClient, previous: LockedImage | None, gate: Gate | None
 ) -> str:
     try:
         await _verified(spec, tag, pin, client, previous)
     except SignatureError as error:
         return f"signature: {error}"
-    return "chosen"
+    refused = await gate(spec, tag, pin.digest, pin.platforms, client) if gate is not None else None
+    return refused if refused is not None else "chosen"
 
 
 def _missing(spec: ImageSpec, platforms: Mapping[str, str]) -> list[str]:

@@ -48,15 +48,28 @@ def _key(package: Package) -> tuple[str, str]:
 # -- offline -------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class OfflineDatabase:
-    """OSV records under ``path``: ``*.json`` files and ``*.zip`` exports, in any directory layout."""
+    """OSV records under ``path``: ``*.json`` files and ``*.zip`` exports, in any directory layout.
 
-    path: Path
+    Read once, on the first question, and indexed by package: a lock gating many candidates reads it once.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._index: dict[tuple[str, str], list[Record]] | None = None
 
     async def records_for(self, packages: Sequence[Package]) -> list[Record]:
-        wanted = {_key(package) for package in packages}
-        return [record for record in self.records() if record.names & wanted]
+        if self._index is None:
+            index: dict[tuple[str, str], list[Record]] = {}
+            for record in self.records():
+                for key in record.names:
+                    index.setdefault(key, []).append(record)
+            self._index = index
+        found: dict[str, Record] = {}
+        for key in {_key(package) for package in packages}:
+            for record in self._index.get(key, []):
+                found.setdefault(record.id, record)
+        return list(found.values())
 
     def records(self) -> Iterator[Record]:
         if not self.path.exists():
