@@ -456,7 +456,14 @@ class _ConfigParser:
         if reference.tag is None or reference.digest is not None:
             raise self.error(where, f"shorthand {text!r} must be a reference with a tag, e.g. 'postgres:16.4'")
         self.check_policy_applies(where, reference.repository, self.default_policy)
-        return ImageSpec(name, reference.repository, default_platforms, tag=reference.tag, policy=self.default_policy)
+        return ImageSpec(
+            name,
+            reference.repository,
+            default_platforms,
+            tag=reference.tag,
+            policy=self.default_policy,
+            audit=self.default_audit,
+        )
 
 
 def _type_name(value: object) -> str:

@@ -187,7 +187,10 @@ def test_other_ecosystems_and_releases_do_not_match() -> None:
         {
             "id": "A-1",
             "affected": [
-                {"package": {"ecosystem": "Alpine:v3.16", "name": "musl"}, "ranges": [ecosystem_range({"introduced": "0"})]}
+                {
+                    "package": {"ecosystem": "Alpine:v3.16", "name": "musl"},
+                    "ranges": [ecosystem_range({"introduced": "0"})],
+                }
             ],
         }
     )

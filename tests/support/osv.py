@@ -1,0 +1,84 @@
+"""A small server speaking the OSV API's JSON shape (``/v1/querybatch``, ``/v1/vulns/{id}``) over given records.
+
+Like the real API it names, per query, the records whose affected packages have that ecosystem and
+name, a page at a time; the version is not used to narrow (imagelock decides that itself).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tests.support.serving import serve, shut_down
+
+
+@dataclass
+class OsvServer:
+    records: list[dict[str, Any]]
+    page_size: int = 1  # small, so that paging is exercised
+    failing: bool = False
+    requests: Counter[str] = field(default_factory=Counter)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> OsvServer:
+        osv = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _send(self, status: int, document: object) -> None:
+                body = json.dumps(document).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                osv.requests[self.path] += 1
+                length = int(self.headers.get("Content-Length", "0"))
+                queries = json.loads(self.rfile.read(length))["queries"]
+                if osv.failing or self.path != "/v1/querybatch":
+                    self._send(500, {"message": "internal error"})
+                    return
+                self._send(200, {"results": [osv.answer(query) for query in queries]})
+
+            def do_GET(self) -> None:
+                osv.requests[self.path] += 1
+                identifier = self.path.removeprefix("/v1/vulns/")
+                found = [record for record in osv.records if record["id"] == identifier]
+                if osv.failing or not found:
+                    self._send(404, {"message": "not found"})
+                    return
+                self._send(200, found[0])
+
+        self.server = serve(Handler)
+        return self
+
+    def answer(self, query: dict[str, Any]) -> dict[str, Any]:
+        package = query["package"]
+        named = [record for record in self.records if (package["ecosystem"], package["name"]) in _names(record)]
+        start = int(query.get("page_token") or 0)
+        page = named[start : start + self.page_size]
+        result: dict[str, Any] = {"vulns": [{"id": r["id"], "modified": r["modified"]} for r in page]}
+        if start + self.page_size < len(named):
+            result["next_page_token"] = str(start + self.page_size)
+        return result
+
+    def stop(self) -> None:
+        shut_down(self.server)
+
+
+def _names(record: dict[str, Any]) -> Iterable[tuple[str, str]]:
+    for affected in record.get("affected", []):
+        yield affected["package"]["ecosystem"], affected["package"]["name"]

@@ -1,0 +1,240 @@
+"""imagelock audit end to end: images built from the shared inventories, pushed to the real registry, audited
+offline (directory and zip) and online (a local server speaking the OSV API), and the gate in lock and update."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Project, Registry
+from tests.support.layers import Layer, push_layered, tree
+from tests.support.osv import OsvServer
+from tests.support.proxy import Proxy
+from tests.support.vulndata import needs_vulndata, vulndata
+
+pytestmark = needs_vulndata
+
+FLASK = {"usr/lib/python3/site-packages/Flask-2.0.0.dist-info/METADATA": b"Name: Flask\nVersion: 2.0.0\n"}
+
+
+def inventory(name: str) -> Layer:
+    return Layer(files=tree(vulndata(f"inventory/{name}")))
+
+
+@pytest.fixture(scope="module")
+def images(registry: Registry) -> dict[str, str]:
+    """One tag per shared inventory (as an index, the way BuildKit pushes), plus the special cases."""
+    seeder = registry.seeder
+    pushed = {
+        "alpine": push_layered(seeder, "audit/alpine", "3.18", [inventory("alpine318")], index=True),
+        "debian": push_layered(seeder, "audit/debian", "12", [inventory("debian12")], index=True),
+        "distroless": push_layered(seeder, "audit/distroless", "10", [inventory("distroless")], index=True),
+        "node7": push_layered(seeder, "audit/node", "0.0.7", [inventory("node/ansi-html-0.0.7")]),
+        "node8": push_layered(seeder, "audit/node", "0.0.8", [inventory("node/ansi-html-0.0.8")]),
+        "flask": push_layered(seeder, "audit/flask", "2.0.0", [inventory("debian12"), Layer(files=FLASK)]),
+        "whiteout": push_layered(
+            seeder,
+            "audit/whiteout",
+            "1",
+            [inventory("alpine318"), Layer(whiteouts=["lib/apk/db/installed"], compression="zstd")],
+        ),
+    }
+    sbom = json.loads(vulndata("sbom/alpine-3.16.2.syft.spdx22.json").read_bytes())
+    layers = [inventory("alpine318")]
+    single = push_layered(seeder, "audit/sbom", "scratch", layers)  # the platform manifest the SBOM describes
+    statement = json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v0.1",
+            "predicateType": "https://spdx.dev/Document",
+            "subject": [{"name": "sbom", "digest": {"sha256": single.digest.removeprefix("sha256:")}}],
+            "predicate": sbom,
+        }
+    ).encode()
+    pushed["sbom"] = push_layered(seeder, "audit/sbom", "1", layers, index=True, attestation=statement)
+    return {name: f"{image.repository}:{image.tag}" for name, image in pushed.items()}
+
+
+def write_config(project: Project, host: str, images: dict[str, str], extra: str = "") -> None:
+    lines = [extra, "[images]"]
+    for name, reference in sorted(images.items()):
+        repository, tag = reference.rsplit(":", 1)
+        lines.append(f'{name} = "{host}/{repository}:{tag}"')
+    project.write("\n".join(lines) + "\n")
+
+
+def audit_json(project: Project, *arguments: str) -> tuple[int, dict[str, Any]]:
+    result = project.run("audit", "--json", *arguments)
+    assert result.exit_code in (0, 1), result.stderr
+    return result.exit_code, json.loads(result.stdout)
+
+
+def findings(report: dict[str, Any]) -> set[tuple[str, str, str, str, str]]:
+    return {
+        (image["name"], f["package"], f["version"], f["id"], f["fixed"] or "")
+        for image in report["images"]
+        for f in image["findings"]
+    }
+
+
+EXPECTED = {
+    ("alpine", "musl", "1.2.4-r0", "ALPINE-CVE-2025-26519", "1.2.4-r3"),
+    ("alpine", "musl-utils", "1.2.4-r0", "ALPINE-CVE-2025-26519", "1.2.4-r3"),
+    ("flask", "Flask", "2.0.0", "PYSEC-2023-62", "2.2.5"),
+    ("node7", "ansi-html", "0.0.7", "GHSA-whgm-jr23-g3j9", "0.0.8"),
+    ("sbom", "musl", "1.2.3-r0", "ALPINE-CVE-2025-26519", "1.2.3-r4"),
+    ("sbom", "musl-utils", "1.2.3-r0", "ALPINE-CVE-2025-26519", "1.2.3-r4"),
+}
+
+
+@pytest.fixture
+def locked(project: Project, registry: Registry, images: dict[str, str], tmp_path: Path) -> Iterator[Project]:
+    write_config(project, registry.host, images)
+    result = project.run("lock")
+    assert result.exit_code == 0, result.stderr
+    yield project
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("IMAGELOCK_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_offline_audit_reports_exactly_the_expected_findings(locked: Project) -> None:
+    code, report = audit_json(locked, "--db", str(vulndata("osv")))
+    assert findings(report) == EXPECTED
+    assert code == 1  # musl and ansi-html are rated high; the default fail-on is high
+    by_name = {image["name"]: image for image in report["images"]}
+    assert by_name["sbom"]["platforms"][0]["source"].startswith("SBOM attestation")
+    assert by_name["alpine"]["platforms"][0]["release"] == "alpine 3.18.1"
+    assert by_name["distroless"]["platforms"][0]["release"] == "debian 10.8"
+    assert by_name["flask"]["findings"][0]["severity"] == "unknown"
+    assert not by_name["whiteout"]["findings"] and by_name["whiteout"]["platforms"][0]["packages"] == 0
+
+
+def test_a_zip_export_gives_the_same_report(locked: Project, tmp_path: Path) -> None:
+    archive = tmp_path / "osv" / "all.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w") as writing:
+        for path in vulndata("osv").rglob("*.json"):
+            writing.write(path, path.name)
+    assert audit_json(locked, "--db", str(archive))[1] == audit_json(locked, "--db", str(vulndata("osv")))[1]
+    assert findings(audit_json(locked, "--db", str(archive.parent))[1]) == EXPECTED
+
+
+def test_fail_on_and_ignore(locked: Project, registry: Registry, images: dict[str, str]) -> None:
+    db = str(vulndata("osv"))
+    assert audit_json(locked, "--db", db, "--fail-on", "critical")[0] == 0
+    assert audit_json(locked, "--db", db, "flask")[0] == 0  # unrated: fails only at "low"
+    assert audit_json(locked, "--db", db, "flask", "--fail-on", "low")[0] == 1
+    write_config(
+        locked,
+        registry.host,
+        images,
+        '[defaults.audit]\nignore = ["CVE-2025-26519"]\n[images.node7]\nimage = "'
+        + f'{registry.host}/audit/node"\ntag = "0.0.7"\naudit = false\n',
+    )
+    locked.config.write_text(locked.config.read_text().replace(f'node7 = "{registry.host}/audit/node:0.0.7"\n', ""))
+    assert locked.run("lock").exit_code == 0
+    code, report = audit_json(locked, "--db", db)
+    assert code == 0, [(i["name"], i["findings"]) for i in report["images"] if not i["ok"]]
+    assert "node7" not in {image["name"] for image in report["images"]}
+    assert all(f["ignored"] for image in report["images"] for f in image["findings"] if f["package"].startswith("musl"))
+    named = locked.run("audit", "--db", db, "node7")  # named explicitly, audited even so
+    assert named.exit_code == 1 and "GHSA-whgm-jr23-g3j9" in named.stdout
+
+
+def test_table_summary_and_sarif(locked: Project, tmp_path: Path) -> None:
+    sarif = tmp_path / "audit.sarif"
+    result = locked.run("audit", "--db", str(vulndata("osv")), "--sarif", str(sarif))
+    assert result.exit_code == 1
+    assert "ALPINE-CVE-2025-26519 (CVE-2025-26519)" in result.stdout
+    assert "6 finding(s) in 8 image(s) (5 high, 1 unknown)" in result.stderr
+    assert "audit failed for alpine, node7, sbom" in result.stderr
+    document = json.loads(sarif.read_text())
+    assert document["version"] == "2.1.0"
+    run = document["runs"][0]
+    assert {rule["id"] for rule in run["tool"]["driver"]["rules"]} == {f[3] for f in EXPECTED}
+    assert len(run["results"]) == len(EXPECTED)
+    lock_lines = locked.lock.read_text().splitlines()
+    for sarif_result in run["results"]:
+        location = sarif_result["locations"][0]
+        line = lock_lines[location["physicalLocation"]["region"]["startLine"] - 1]
+        assert line == f"[images.{location['logicalLocations'][0]['name']}]"
+
+
+def test_the_second_audit_reads_no_layer(project: Project, registry: Registry, images: dict[str, str]) -> None:
+    proxy = Proxy(registry.host).start()
+    try:
+        write_config(project, proxy.host, {"alpine": images["alpine"], "flask": images["flask"]})
+        assert project.run("lock").exit_code == 0
+        db = str(vulndata("osv"))
+        before = sum(count for path, count in proxy.requests.items() if "/blobs/" in path)
+        first = audit_json(project, "--db", db)[1]
+        layer_reads = sum(count for path, count in proxy.requests.items() if "/blobs/" in path) - before
+        assert layer_reads == 3  # one per layer: alpine's, and flask's two
+        second = audit_json(project, "--db", db)[1]
+        assert sum(count for path, count in proxy.requests.items() if "/blobs/" in path) - before == layer_reads
+        assert second == first
+    finally:
+        proxy.stop()
+
+
+def test_online_through_the_osv_api(locked: Project) -> None:
+    records = [json.loads(path.read_bytes()) for path in sorted(vulndata("osv").rglob("*.json"))]
+    musl = next(record for record in records if record["id"] == "ALPINE-CVE-2025-26519")
+    withdrawn = dict(musl, id="TEST-WITHDRAWN-1", withdrawn="2026-01-01T00:00:00Z")  # on musl's second page
+    server = OsvServer([*records, withdrawn]).start()
+    try:
+        code, report = audit_json(locked, "--osv-url", server.url)
+        assert (code, findings(report)) == (1, EXPECTED)
+        assert server.requests["/v1/querybatch"] == 2  # musl's second page asked for with its token
+        assert server.requests["/v1/vulns/TEST-WITHDRAWN-1"] == 1  # fetched, and not reported
+        server.failing = True
+        failed = locked.run("audit", "--osv-url", server.url)
+        assert failed.exit_code == 3
+        assert failed.stderr.count("\n") == 1 and "querybatch: HTTP 500" in failed.stderr
+    finally:
+        server.stop()
+
+
+def test_no_data_is_exit_3_and_the_lock_is_untouched(locked: Project, tmp_path: Path) -> None:
+    before = locked.lock.read_bytes()
+    result = locked.run("audit", "--db", str(tmp_path / "nowhere"))
+    assert result.exit_code == 3
+    assert "vulnerability database not found" in result.stderr
+    assert locked.lock.read_bytes() == before
+    assert locked.run("audit", "nosuch", "--db", str(vulndata("osv"))).exit_code == 2
+
+
+def test_gate_skips_a_vulnerable_newer_tag_in_lock_why_and_update(project: Project, registry: Registry) -> None:
+    seeder = registry.seeder
+    push_layered(seeder, "audit/gated", "1.0", [inventory("debian12")])
+    push_layered(seeder, "audit/gated", "1.1", [inventory("alpine318")])
+    project.write(
+        f'[images.app]\nimage = "{registry.host}/audit/gated"\nversion = ">=1.0"\n[images.app.audit]\ngate = true\n'
+    )
+    db = str(vulndata("osv"))
+    result = project.run("lock", "--db", db)
+    assert result.exit_code == 0, result.stderr
+    assert 'tag = "1.0"' in project.lock.read_text()
+    assert "skipping tag 1.1: audit: 2 finding(s) at or above high (ALPINE-CVE-2025-26519)" in result.stderr
+    why = project.run("why", "app", "--db", db)
+    assert "1.1" in why.stdout and "audit: 2 finding(s)" in why.stdout
+    push_layered(seeder, "audit/gated", "1.2", [inventory("node/ansi-html-0.0.8")])
+    updated = project.run("update", "--db", db)
+    assert updated.exit_code == 0, updated.stderr
+    assert 'tag = "1.2"' in project.lock.read_text()
+    project.write(
+        f'[images.app]\nimage = "{registry.host}/audit/gated"\nversion = ">=1.0"\n'
+        '[images.app.audit]\ngate = true\nfail-on = "low"\nignore = []\n'
+    )
+    push_layered(seeder, "audit/gated", "1.3", [inventory("alpine318")])
+    before = project.lock.read_bytes()
+    assert project.run("lock", "--db", str(Path("/nonexistent"))).exit_code == 3  # fail closed, lock untouched
+    assert project.lock.read_bytes() == before
