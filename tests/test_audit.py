@@ -96,7 +96,7 @@ def locked(project: Project, registry: Registry, images: dict[str, str], tmp_pat
     write_config(project, registry.host, images)
     result = project.run("lock")
     assert result.exit_code == 0, result.stderr
-    yield project
+    return project
 
 
 @pytest.fixture(autouse=True)
@@ -114,7 +114,8 @@ def test_offline_audit_reports_exactly_the_expected_findings(locked: Project) ->
     assert by_name["alpine"]["platforms"][0]["release"] == "alpine 3.18.1"
     assert by_name["distroless"]["platforms"][0]["release"] == "debian 10.8"
     assert by_name["flask"]["findings"][0]["severity"] == "unknown"
-    assert not by_name["whiteout"]["findings"] and by_name["whiteout"]["platforms"][0]["packages"] == 0
+    assert not by_name["whiteout"]["findings"]
+    assert by_name["whiteout"]["platforms"][0]["packages"] == 0
 
 
 def test_a_zip_export_gives_the_same_report(locked: Project, tmp_path: Path) -> None:
@@ -146,7 +147,8 @@ def test_fail_on_and_ignore(locked: Project, registry: Registry, images: dict[st
     assert "node7" not in {image["name"] for image in report["images"]}
     assert all(f["ignored"] for image in report["images"] for f in image["findings"] if f["package"].startswith("musl"))
     named = locked.run("audit", "--db", db, "node7")  # named explicitly, audited even so
-    assert named.exit_code == 1 and "GHSA-whgm-jr23-g3j9" in named.stdout
+    assert named.exit_code == 1
+    assert "GHSA-whgm-jr23-g3j9" in named.stdout
 
 
 def test_table_summary_and_sarif(locked: Project, tmp_path: Path) -> None:
@@ -198,7 +200,8 @@ def test_online_through_the_osv_api(locked: Project) -> None:
         server.failing = True
         failed = locked.run("audit", "--osv-url", server.url)
         assert failed.exit_code == 3
-        assert failed.stderr.count("\n") == 1 and "querybatch: HTTP 500" in failed.stderr
+        assert failed.stderr.count("\n") == 1
+        assert "querybatch: HTTP 500" in failed.stderr
     finally:
         server.stop()
 
@@ -225,7 +228,8 @@ def test_gate_skips_a_vulnerable_newer_tag_in_lock_why_and_update(project: Proje
     assert 'tag = "1.0"' in project.lock.read_text()
     assert "skipping tag 1.1: audit: 2 finding(s) at or above high (ALPINE-CVE-2025-26519)" in result.stderr
     why = project.run("why", "app", "--db", db)
-    assert "1.1" in why.stdout and "audit: 2 finding(s)" in why.stdout
+    assert "1.1" in why.stdout
+    assert "audit: 2 finding(s)" in why.stdout
     push_layered(seeder, "audit/gated", "1.2", [inventory("node/ansi-html-0.0.8")])
     updated = project.run("update", "--db", db)
     assert updated.exit_code == 0, updated.stderr
