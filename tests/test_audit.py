@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +91,7 @@ EXPECTED = {
 
 
 @pytest.fixture
-def locked(project: Project, registry: Registry, images: dict[str, str], tmp_path: Path) -> Iterator[Project]:
+def locked(project: Project, registry: Registry, images: dict[str, str]) -> Project:
     write_config(project, registry.host, images)
     result = project.run("lock")
     assert result.exit_code == 0, result.stderr
