@@ -133,7 +133,11 @@ DIGESTS = st.from_regex(r"sha256:[a-f0-9]{64}", fullmatch=True)
 @st.composite
 def references(draw: st.DrawFn) -> str:
     host = draw(st.one_of(st.none(), HOST))
-    path = "/".join(draw(st.lists(COMPONENT, min_size=1, max_size=3)))
+    components = draw(st.lists(COMPONENT, min_size=1, max_size=3))
+    if host is None and len(components) > 1:
+        # Without a host, Docker reads a first component with a '.' (or "localhost") as a registry host.
+        components[0] = components[0].replace(".", "-").replace("localhost", "local-host")
+    path = "/".join(components)
     tag = draw(st.one_of(st.none(), TAG))
     digest = draw(st.one_of(st.none(), DIGESTS))
     return (f"{host}/" if host else "") + path + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
