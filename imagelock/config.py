@@ -20,6 +20,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from imagelock.audit.policy import FAIL_ON_LEVELS, AuditPolicy
 from imagelock.errors import InputError
+from imagelock.lockfile import read_at_most
 from imagelock.platforms import Platform, parse_platform
 from imagelock.reference import Repository, is_valid_registry_host, is_valid_tag, parse_reference
 from imagelock.trust import (
@@ -119,7 +120,7 @@ def load_config(path: Path) -> Config:
     """Read and validate ``images.toml``; raise InputError naming file, image and key."""
     try:
         with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
+            raw = read_at_most(handle, MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise InputError(f"{path}: not found (create it, see images.toml.example)") from None
     except OSError as error:

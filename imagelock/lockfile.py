@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import tomli
 
@@ -104,11 +104,21 @@ def _escape(match: re.Match[str]) -> str:
     return _ESCAPES.get(character) or f"\\u{ord(character):04x}"
 
 
+def read_at_most(handle: BinaryIO, limit: int) -> bytes:
+    """Up to ``limit`` bytes, read in small pieces (``read(limit)`` would allocate all of ``limit`` up front)."""
+    chunks: list[bytes] = []
+    total = 0
+    while total < limit and (chunk := handle.read(min(1 << 16, limit - total))):
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
 def read_lock(path: Path) -> Lock | None:
     """The lock at ``path``, or None when there is none; InputError when it cannot be trusted."""
     try:
         with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
+            raw = read_at_most(handle, MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         return None
     except OSError as error:

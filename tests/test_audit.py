@@ -4,16 +4,20 @@ offline (directory and zip) and online (a local server speaking the OSV API), an
 from __future__ import annotations
 
 import json
+import random
+import tracemalloc
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from imagelock.cli import app
 from tests.conftest import Project, Registry
+from tests.support.cosign import SigningKey, attest_image, sign_image
 from tests.support.layers import Layer, push_layered, tree
-from tests.support.osv import OsvServer
-from tests.support.proxy import Proxy
+from tests.support.osv import OsvServer, StaticServer
+from tests.support.proxy import Answer, Proxy
 from tests.support.vulndata import needs_vulndata, vulndata
 
 pytestmark = needs_vulndata
@@ -241,3 +245,127 @@ def test_gate_skips_a_vulnerable_newer_tag_in_lock_why_and_update(project: Proje
     before = project.lock.read_bytes()
     assert project.run("lock", "--db", str(Path("/nonexistent"))).exit_code == 3  # fail closed, lock untouched
     assert project.lock.read_bytes() == before
+
+
+def cyclonedx_statement(digest: str) -> bytes:
+    """The shared CycloneDX SBOM of alpine 3.16.2 (musl 1.2.3-r0), as the predicate of a statement about ``digest``."""
+    bom = json.loads(vulndata("sbom/alpine-3.16.2.syft.cdx14.json").read_bytes())
+    subject = [{"name": "", "digest": {"sha256": digest.removeprefix("sha256:")}}]
+    return json.dumps(
+        {"_type": "https://in-toto.io/Statement/v0.1", "predicateType": "https://cyclonedx.org/bom", "subject": subject}
+        | {"predicate": bom}
+    ).encode()
+
+
+@pytest.mark.parametrize("signer", ["policy key", "another key"])
+def test_a_cosign_attestation_is_used_only_when_the_policy_key_signed_it(
+    project: Project, registry: Registry, signer: str
+) -> None:
+    repository = f"audit/attested-{signer.split()[0]}"
+    image = push_layered(registry.seeder, repository, "1", [inventory("alpine318")])
+    key, other = SigningKey.ecdsa(), SigningKey.ecdsa()
+    sign_image(registry.seeder, registry.host, repository, image.digest, key)
+    attest_image(
+        registry.seeder,
+        repository,
+        image.digest,
+        key if signer == "policy key" else other,
+        cyclonedx_statement(image.digest),
+    )
+    key.write_public(project.directory / "keys" / "team.pub")
+    project.write(
+        '[policies.team]\nmethod = "cosign"\nkey = "keys/team.pub"\n[defaults]\nverify = "team"\n'
+        f'[images]\napp = "{registry.host}/{repository}:1"\n'
+    )
+    assert project.run("lock").exit_code == 0
+    report = audit_json(project, "--db", str(vulndata("osv")))[1]
+    (platform,) = report["images"][0]["platforms"]
+    fixed = {f["fixed"] for f in report["images"][0]["findings"]}
+    if signer == "policy key":
+        assert platform["source"].startswith("cosign attestation")
+        assert fixed == {"1.2.3-r4"}  # alpine 3.16, from the SBOM
+    else:
+        assert platform["source"] == "layers"
+        assert fixed == {"1.2.4-r3"}  # alpine 3.18, from the apk database in the layer
+        assert any("cosign attestation not used" in note for note in platform["notes"])
+
+
+def test_an_attestation_about_another_digest_is_not_used(project: Project, registry: Registry) -> None:
+    image = push_layered(registry.seeder, "audit/misattested", "1", [inventory("alpine318")])
+    attest_image(
+        registry.seeder,
+        "audit/misattested",
+        image.digest,
+        SigningKey.ecdsa(),
+        cyclonedx_statement("sha256:" + "0" * 64),
+    )
+    project.write(f'[images]\napp = "{registry.host}/audit/misattested:1"\n')
+    assert project.run("lock").exit_code == 0
+    (platform,) = audit_json(project, "--db", str(vulndata("osv")))[1]["images"][0]["platforms"]
+    assert platform["source"] == "layers"
+
+
+def test_a_big_layer_streams_through_without_being_held(
+    project: Project, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    noise = random.Random(7).randbytes(48 << 20)  # incompressible: the layer blob is as big as its content
+    big = Layer(files={**tree(vulndata("inventory/alpine318")), "opt/noise.bin": noise})
+    push_layered(registry.seeder, "audit/big", "1", [big])
+    project.write(f'[images]\napp = "{registry.host}/audit/big:1"\n')
+    assert project.run("lock").exit_code == 0
+    del noise, big
+    audit_json(project, "--db", str(vulndata("osv")))  # the modules an audit imports are not what is measured
+    monkeypatch.setenv("IMAGELOCK_CACHE_DIR", str(tmp_path / "cold"))  # read the layer again
+    tracemalloc.start()
+    try:
+        report = audit_json(project, "--db", str(vulndata("osv")))[1]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert {f["package"] for f in report["images"][0]["findings"]} == {"musl", "musl-utils"}
+    assert peak < 8 << 20, f"peak {peak >> 20} MiB while auditing a 48 MiB layer"
+
+
+def test_a_layer_that_does_not_match_its_digest_gives_no_inventory(project: Project, registry: Registry) -> None:
+    push_layered(registry.seeder, "audit/tampered", "1", [inventory("alpine318")])
+
+    def swap(method: str, path: str, answer: Answer) -> Answer:
+        if "/blobs/" in path and method == "GET" and answer.body[:2] == b"\x1f\x8b":
+            empty = Layer(files={"etc/os-release": b"ID=alpine\nVERSION_ID=3.18.1\n"}).blob()
+            return Answer(answer.status, answer.headers, empty)
+        return answer
+
+    proxy = Proxy(registry.host, tamper=swap).start()
+    try:
+        project.write(f'[images]\napp = "{proxy.host}/audit/tampered:1"\n')
+        assert project.run("lock").exit_code == 0
+        result = project.run("audit", "--db", str(vulndata("osv")))
+        assert result.exit_code == 3
+        assert "does not match the digest" in result.stderr
+    finally:
+        proxy.stop()
+
+
+def test_vulndb_download_then_audit_offline(locked: Project, tmp_path: Path, cache: Path) -> None:
+    exports = tmp_path / "exports"
+    for ecosystem in ("Alpine", "PyPI"):
+        (exports / ecosystem).mkdir(parents=True)
+        with zipfile.ZipFile(exports / ecosystem / "all.zip", "w") as writing:
+            for path in vulndata(f"osv/{ecosystem}").glob("*.json"):
+                writing.write(path, path.name)
+    server = StaticServer(exports).start()
+    try:
+        result = locked.runner.invoke(app, ["vulndb", "download", "Alpine", "PyPI", "--url", server.url])
+        assert result.exit_code == 0, result.stderr
+        assert sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*.zip")) == [
+            "osv/Alpine/all.zip",
+            "osv/PyPI/all.zip",
+        ]
+        report = audit_json(locked, "--offline")[1]
+        assert {f[3] for f in findings(report)} == {"ALPINE-CVE-2025-26519", "PYSEC-2023-62"}  # no npm data fetched
+        before = (cache / "osv" / "Alpine" / "all.zip").read_bytes()
+        failed = locked.runner.invoke(app, ["vulndb", "download", "Alpine", "npm", "--url", server.url])
+        assert failed.exit_code == 3  # no npm export there
+        assert (cache / "osv" / "Alpine" / "all.zip").read_bytes() == before
+    finally:
+        server.stop()

@@ -219,3 +219,33 @@ def attach_bundle(seeder: Seeder, repository: str, digest: str, bundle_body: byt
     algorithm, _, hexdigest = digest.partition(":")
     seeder.push_manifest(repository, f"{algorithm}-{hexdigest}", json.dumps(index).encode(), OCI_INDEX)
     return manifest_digest
+
+
+def attest_image(seeder: Seeder, repository: str, digest: str, key: SigningKey, statement_body: bytes) -> str:
+    """Push a cosign attestation (``sha256-<hex>.att``): a DSSE envelope of ``statement_body`` signed by ``key``."""
+    payload_type = b"application/vnd.in-toto+json"
+    message = b"DSSEv1 %d %s %d %s" % (len(payload_type), payload_type, len(statement_body), statement_body)
+    envelope = json.dumps(
+        {
+            "payloadType": payload_type.decode(),
+            "payload": base64.b64encode(statement_body).decode(),
+            "signatures": [{"keyid": "", "sig": base64.b64encode(key.sign(message)).decode()}],
+        }
+    ).encode()
+    blob = seeder.push_blob(repository, envelope)
+    config = seeder.push_blob(repository, b"{}")
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config, "size": 2},
+        "layers": [
+            {
+                "mediaType": "application/vnd.dsse.envelope.v1+json",
+                "digest": blob,
+                "size": len(envelope),
+                "annotations": {"predicateType": "https://cyclonedx.org/bom"},
+            }
+        ],
+    }
+    algorithm, _, hexdigest = digest.partition(":")
+    return seeder.push_manifest(repository, f"{algorithm}-{hexdigest}.att", json.dumps(manifest).encode(), OCI_MANIFEST)

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from tests.support.serving import serve, shut_down
@@ -82,3 +83,43 @@ class OsvServer:
 def _names(record: dict[str, Any]) -> Iterable[tuple[str, str]]:
     for affected in record.get("affected", []):
         yield affected["package"]["ecosystem"], affected["package"]["name"]
+
+
+@dataclass
+class StaticServer:
+    """Files under ``root`` over plain HTTP, as OSV's export bucket serves its ``all.zip`` files."""
+
+    root: Path
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> StaticServer:
+        root = self.root
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                path = (root / self.path.lstrip("/")).resolve()
+                if not path.is_relative_to(root.resolve()) or not path.is_file():
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = path.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/zip")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = serve(Handler)
+        return self
+
+    def stop(self) -> None:
+        shut_down(self.server)
