@@ -250,7 +250,8 @@ async def _cosign_sbom(
 
 
 def _open_attestation(blob: bytes, subject: str, policy: CosignPolicy | None) -> bytes:
-    from imagelock.trust.statements import check_statement, open_envelope
+    """The statement of a cosign attestation about ``subject``, signed by the policy's key when there is one."""
+    from imagelock.trust.statements import check_statement, open_envelope, read_envelope
 
     try:
         envelope = json.loads(blob)
@@ -259,14 +260,8 @@ def _open_attestation(blob: bytes, subject: str, policy: CosignPolicy | None) ->
     if policy is not None:
         payload_type, body, _ = open_envelope(envelope, policy.keys)
     else:
-        import base64
-        import binascii
-
-        try:
-            payload_type, body = envelope["payloadType"], base64.b64decode(envelope["payload"], validate=True)
-        except (KeyError, TypeError, binascii.Error, ValueError):
-            raise SignatureError("not a DSSE envelope") from None
-    check_statement(payload_type if isinstance(payload_type, str) else "", body, subject)
+        payload_type, body, _ = read_envelope(envelope)
+    check_statement(payload_type, body, subject)
     return body
 
 

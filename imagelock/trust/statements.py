@@ -27,8 +27,8 @@ def check_statement(payload_type: str, body: bytes, digest: str) -> None:
         raise SignatureError(f"signed statement's subject is not {digest}")
 
 
-def open_envelope(envelope: object, keys: Sequence[PublicKey]) -> tuple[str, bytes, PublicKey]:
-    """``(payloadType, payload, key)`` of a DSSE envelope one of ``keys`` signed (over the DSSE PAE)."""
+def read_envelope(envelope: object) -> tuple[str, bytes, list[bytes]]:
+    """``(payloadType, payload, signatures)`` of a DSSE envelope, unverified."""
     try:
         assert isinstance(envelope, dict)
         payload_type = envelope["payloadType"]
@@ -38,6 +38,12 @@ def open_envelope(envelope: object, keys: Sequence[PublicKey]) -> tuple[str, byt
         raise SignatureError("not a DSSE envelope") from None
     if not isinstance(payload_type, str):
         raise SignatureError("DSSE payloadType is not a string")
+    return payload_type, body, signatures
+
+
+def open_envelope(envelope: object, keys: Sequence[PublicKey]) -> tuple[str, bytes, PublicKey]:
+    """``(payloadType, payload, key)`` of a DSSE envelope one of ``keys`` signed (over the DSSE PAE)."""
+    payload_type, body, signatures = read_envelope(envelope)
     message = b"DSSEv1 %d %s %d %s" % (len(payload_type.encode()), payload_type.encode(), len(body), body)
     key = next((key for key in keys for signature in signatures if key.verifies(signature, message)), None)
     if key is None:
