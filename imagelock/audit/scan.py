@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from imagelock.audit.inventory import Inventory, merge
+from imagelock.audit.inventory import Inventory, LayerContent, merge
 from imagelock.audit.layers import LayerCache, is_layer, read_layer
 from imagelock.audit.osv import Match, at_or_above, match_all
 from imagelock.audit.policy import AuditPolicy
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from imagelock.audit.database import Database
     from imagelock.reference import Repository
     from imagelock.registry import RegistryClient
-    from imagelock.registry.manifests import Manifest
+    from imagelock.registry.manifests import Descriptor, Manifest
     from imagelock.trust import TrustPolicy
 
 IN_TOTO_LAYER = "application/vnd.in-toto+json"
@@ -184,18 +184,24 @@ async def inventory(target: Target, platform: str, digest: str, client: Registry
     manifest = await client.get_manifest(repository, digest)
     if manifest.is_index:
         raise RegistryError(f"{repository}@{digest}: the {platform} manifest is an index, not an image")
-    layers = []
-    for layer in manifest.layers:
-        if not is_layer(layer):
-            continue
+    layers = [layer for layer in manifest.layers if is_layer(layer)]
+    for layer in layers:
         if layer.size > MAX_LAYER_BYTES:
             raise DataUnavailableError(f"{repository}@{layer.digest}: layer larger than {MAX_LAYER_BYTES >> 30} GiB")
+
+    async def content_of(layer: Descriptor) -> LayerContent:
         content = cache.get(layer.digest)
         if content is None:
             content = await read_layer(client, repository, layer)
             cache.put(layer.digest, content)
-        layers.append(content)
-    found = merge(layers, location_prefix="")
+        return content
+
+    try:
+        async with asyncio.TaskGroup() as group:  # the first failure cancels the other layers' downloads
+            reads = [group.create_task(content_of(layer)) for layer in layers]
+    except ExceptionGroup as failures:
+        raise failures.exceptions[0] from None
+    found = merge(read.result() for read in reads)
     return replace(found, notes=(*notes, *found.notes))
 
 
