@@ -69,7 +69,8 @@ def name_part(reference: str) -> str:
 
 def apply_edits(text: str, edits: Iterable[Edit]) -> str:
     lines = text.splitlines(keepends=True)
-    ordered = sorted(edits, key=lambda edit: (edit.line, edit.insert_line, edit.start), reverse=True)
+    # from the end: a line's own edits before a new line is inserted in front of it
+    ordered = sorted(edits, key=lambda edit: (edit.line, not edit.insert_line, edit.start), reverse=True)
     for edit in ordered:
         if edit.insert_line:
             lines.insert(edit.line, edit.text)
