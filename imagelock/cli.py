@@ -102,8 +102,9 @@ def _complete_names(context: typer.Context, incomplete: str) -> list[str]:
     """Shell completion for NAME arguments: the image names of images.toml (or of the lock)."""
     config = context.params.get("config") or Path("images.toml")
     lockfile = context.params.get("lockfile")
+    given = set(context.params.get("names") or ())  # update NAME…: each name once
     names = Project.at(Path(config), Path(lockfile) if lockfile else None).names()
-    return [name for name in names if name.startswith(incomplete)]
+    return [name for name in names if name.startswith(incomplete) and name not in given]
 
 
 def _version(value: bool) -> None:
@@ -517,4 +518,4 @@ def export_command(
 
 
 def main() -> None:
-    app()
+    app(prog_name="imagelock")  # also under `python -m imagelock`: completion is keyed on the program name
