@@ -67,7 +67,7 @@ def test_metadata_is_complete(wheel: Path) -> None:
     assert "pytest" not in requirements  # only under the 'test' extra
     assert meta.get_all("Provides-Extra") == ["test"]
     assert meta["Description-Content-Type"] == "text/markdown"
-    assert (meta.get_payload() or "").startswith("# imagelock")
+    assert str(meta.get_payload()).startswith("# imagelock")
 
 
 def test_the_wheel_has_the_command_and_only_the_package(wheel: Path) -> None:
