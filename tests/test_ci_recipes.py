@@ -226,3 +226,8 @@ def test_the_pin_check_hook(repository: Path) -> None:
     assert result.returncode == 1
     assert result.stdout.startswith("deploy/Dockerfile:1  nginx:1.26.2 → nginx:1.26.2@sha256:")
     assert (deploy / "Dockerfile").read_text() == "FROM nginx:1.26.2\n"  # a check writes nothing
+
+
+def test_the_recipes_are_linked_from_the_readme_and_the_index() -> None:
+    assert "(docs/ci.md)" in (ROOT / "README.md").read_text()
+    assert "(ci.md)" in (ROOT / "docs" / "index.md").read_text()
