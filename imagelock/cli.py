@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import traceback
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -22,6 +23,7 @@ from imagelock import __version__
 from imagelock.errors import EXIT_CHECK_FAILED, ImagelockError
 from imagelock.lockfile import LockedImage
 from imagelock.project import Change, LockResult, Project
+from imagelock.relocation import parse_relocations
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -33,7 +35,7 @@ app = typer.Typer(
     name="imagelock",
     help="Lock container images to digests, the way pip-tools locks Python packages.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -50,7 +52,22 @@ OsvUrlOption = Annotated[str | None, typer.Option("--osv-url", help="The OSV API
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a machine-readable report (see docs/commands.md).")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print what would change; write nothing.")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="List unchanged images too.")]
+RelocateOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--relocate",
+        metavar="OLD=NEW",
+        help="Name the mirror: repositories under OLD (HOST[/PATH]) are written under NEW, same digests (repeatable).",
+    ),
+]
 T = TypeVar("T")
+
+
+class ExportFormat(StrEnum):
+    kustomize = "kustomize"
+    helm_values = "helm-values"
+    json = "json"
+
 
 STYLES = {"upgraded": "green", "added": "green", "downgraded": "red", "removed": "red", "rebuilt": "yellow"}
 
@@ -85,6 +102,15 @@ class TerminalEvents:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+def _complete_names(context: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion for NAME arguments: the image names of images.toml (or of the lock)."""
+    config = context.params.get("config") or Path("images.toml")
+    lockfile = context.params.get("lockfile")
+    given = set(context.params.get("names") or ())  # update NAME…: each name once
+    names = Project.at(Path(config), Path(lockfile) if lockfile else None).names()
+    return [name for name in names if name.startswith(incomplete) and name not in given]
 
 
 def _version(value: bool) -> None:
@@ -226,7 +252,10 @@ def lock_command(
     lockfile: LockfileOption = None,
     upgrade: Annotated[bool, typer.Option("--upgrade", "-U", help="Re-resolve every image.")] = False,
     upgrade_image: Annotated[
-        list[str] | None, typer.Option("--upgrade-image", "-P", help="Re-resolve this image (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--upgrade-image", "-P", help="Re-resolve this image (repeatable).", autocompletion=_complete_names
+        ),
     ] = None,
     dry_run: DryRunOption = False,
     verbose: VerboseOption = False,
@@ -250,7 +279,9 @@ def lock_command(
 @app.command("update")
 def update_command(
     context: typer.Context,
-    names: Annotated[list[str] | None, typer.Argument(help="Images to update (default: all).")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Images to update (default: all).", autocompletion=_complete_names)
+    ] = None,
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
     dry_run: DryRunOption = False,
@@ -322,7 +353,7 @@ def outdated_command(
 @app.command("why")
 def why_command(
     context: typer.Context,
-    name: Annotated[str, typer.Argument(help="The image to explain.")],
+    name: Annotated[str, typer.Argument(help="The image to explain.", autocompletion=_complete_names)],
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
     as_json: JsonOption = False,
@@ -392,7 +423,7 @@ def add_command(
 @app.command("remove")
 def remove_command(
     context: typer.Context,
-    name: Annotated[str, typer.Argument(help="The entry to remove.")],
+    name: Annotated[str, typer.Argument(help="The entry to remove.", autocompletion=_complete_names)],
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
 ) -> None:
@@ -411,12 +442,18 @@ def render_command(
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if any output would change.")] = False,
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
+    relocate: RelocateOption = None,
 ) -> None:
     """Render Jinja2 templates with the lock: {{ images.web }} is the pinned reference."""
     if check and out is None:
         typer.echo("error: --check compares with files on disk: give -o OUT", err=True)
         raise typer.Exit(2)
-    result = _run(context, config, lockfile, lambda project: project.render(paths, out, check=check))
+    result = _run(
+        context,
+        config,
+        lockfile,
+        lambda project: project.render(paths, out, check=check, relocations=parse_relocations(relocate or ())),
+    )
     for target, text in result.outputs:
         if target is None:
             typer.echo(text, nl=False)
@@ -437,9 +474,15 @@ def pin_command(
     check: Annotated[bool, typer.Option("--check", help="Change nothing; exit 1 if any file would change.")] = False,
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
+    relocate: RelocateOption = None,
 ) -> None:
     """Rewrite image references in files to their pinned form, keeping everything else as it is."""
-    result = _run(context, config, lockfile, lambda project: project.pin(paths, check=check))
+    result = _run(
+        context,
+        config,
+        lockfile,
+        lambda project: project.pin(paths, check=check, relocations=parse_relocations(relocate or ())),
+    )
     _print_rows([[f"{c.path}:{c.line}", Text.assemble(f"{c.old} → ", (c.new, "green"))] for c in result.changes])
     _report_skipped(result.skipped)
     files = len({change.path for change in result.changes})
@@ -609,7 +652,49 @@ def vulndb_download_command(
     for path in written:
         typer.echo(f"{path}  {path.stat().st_size} bytes")
     typer.echo(f"audit offline with: imagelock audit --db {destination}", err=True)
+@app.command("ref")
+def ref_command(
+    context: typer.Context,
+    name: Annotated[str, typer.Argument(help="The locked image.", autocompletion=_complete_names)],
+    platform: Annotated[
+        str | None, typer.Option("--platform", help="That platform's manifest digest, e.g. linux/arm64.")
+    ] = None,
+    digest_only: Annotated[bool, typer.Option("--digest-only", help="repo@sha256:… without the tag.")] = False,
+    config: ConfigOption = Path("images.toml"),
+    lockfile: LockfileOption = None,
+    relocate: RelocateOption = None,
+) -> None:
+    """Print one image's pinned reference from the lock (offline): docker run "$(imagelock ref web)"."""
+    reference = _run(
+        context,
+        config,
+        lockfile,
+        lambda project: project.ref(
+            name, platform=platform, digest_only=digest_only, relocations=parse_relocations(relocate or ())
+        ),
+    )
+    typer.echo(reference)
+
+
+@app.command("export")
+def export_command(
+    context: typer.Context,
+    format_name: Annotated[
+        ExportFormat, typer.Option("--format", "-f", help="kustomize, helm-values or json.", case_sensitive=False)
+    ],
+    config: ConfigOption = Path("images.toml"),
+    lockfile: LockfileOption = None,
+    relocate: RelocateOption = None,
+) -> None:
+    """Print the lock for other tools (offline): a kustomization images: list, Helm values, or JSON."""
+    text = _run(
+        context,
+        config,
+        lockfile,
+        lambda project: project.export(format_name.value, relocations=parse_relocations(relocate or ())),
+    )
+    typer.echo(text, nl=False)
 
 
 def main() -> None:
-    app()
+    app(prog_name="imagelock")  # also under `python -m imagelock`: completion is keyed on the program name

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from imagelock.audit.layers import LayerCache
     from imagelock.audit.scan import AuditReport
     from imagelock.registry import HostSettings, Keychain, RegistryClient, RetryPolicy
+    from imagelock.relocation import Relocation
     from imagelock.resolver import Explanation, Gate
     from imagelock.verification import Verification
 
@@ -276,11 +277,14 @@ class Project:
 
     # -- deploy files ----------------------------------------------------------------------------
 
-    def render(self, paths: Sequence[Path], out: Path | None, *, check: bool = False) -> RenderResult:
+    def render(
+        self, paths: Sequence[Path], out: Path | None, *, check: bool = False, relocations: Sequence[Relocation] = ()
+    ) -> RenderResult:
         """Render templates with the lock; write every output only after all of them rendered."""
         from imagelock import templates
+        from imagelock.relocation import relocate_entries
 
-        entries = self._locked_entries()
+        entries = relocate_entries(self._locked_entries(), relocations)
         jobs = _render_jobs(paths, out)
         env = templates.environment()
         outputs = []
@@ -298,12 +302,12 @@ class Project:
                     write_atomic(target, text)
         return RenderResult(tuple(outputs), tuple(drift))
 
-    def pin(self, paths: Sequence[Path], *, check: bool = False) -> PinResult:
+    def pin(self, paths: Sequence[Path], *, check: bool = False, relocations: Sequence[Relocation] = ()) -> PinResult:
         """Rewrite image references in files to their pinned form; write only after every file is planned."""
         from imagelock import pinning
 
         entries = self._locked_entries()
-        plans, skipped = pinning.plan_pins(pinning.find_files(paths), entries)
+        plans, skipped = pinning.plan_pins(pinning.find_files(paths), entries, relocations)
         if not check:
             for plan in plans:
                 if plan.new_text != plan.old_text:
@@ -323,6 +327,61 @@ class Project:
             config = parse_config(text, self.config_path)
             write_atomic(self.config_path, text)
             return config, tuple(skipped)
+
+    # -- references for other tools (offline, from the lock alone, like render and pin) ----------
+
+    def ref(
+        self,
+        name: str,
+        *,
+        platform: str | None = None,
+        digest_only: bool = False,
+        relocations: Sequence[Relocation] = (),
+    ) -> str:
+        """The pinned reference of one locked image: ``image:tag@digest``, or ``image@digest`` with
+        ``digest_only``; with ``platform``, that platform's manifest digest."""
+        from imagelock.platforms import parse_platform
+        from imagelock.relocation import relocate_entry
+
+        entries = self._locked_entries()
+        if name not in entries:
+            known = ", ".join(sorted(entries)) or "none"
+            raise InputError(f"{self.lock_path}: no image named {name!r} (images.lock has: {known})")
+        entry = relocate_entry(entries[name], relocations)
+        digest = entry.digest
+        if platform is not None:
+            wanted = str(parse_platform(platform))
+            platforms = {str(parse_platform(key)): value for key, value in entry.platforms.items()}
+            if wanted not in platforms:
+                offered = ", ".join(sorted(platforms)) or "none"
+                raise InputError(
+                    f"{self.lock_path}: [images.{name}]: platform {wanted} is not locked (locked: {offered})"
+                )
+            digest = platforms[wanted]
+        return f"{entry.image}@{digest}" if digest_only else f"{entry.image}:{entry.tag}@{digest}"
+
+    def export(self, format_name: str, *, relocations: Sequence[Relocation] = ()) -> str:
+        """The lock as a kustomization ``images:`` list, a Helm values fragment, or JSON (see ``imagelock.export``)."""
+        from imagelock import export
+        from imagelock.relocation import relocate_entries
+
+        entries = self._locked_entries()
+        if format_name not in export.FORMATS:
+            raise InputError(f"unknown export format {format_name!r} (formats: {', '.join(export.FORMATS)})")
+        return export.export(format_name, relocate_entries(entries, relocations), entries)
+
+    def names(self) -> list[str]:
+        """The image names of images.toml, or of the lock when images.toml cannot be read; never raises
+        (for shell completion)."""
+        try:
+            return list(load_config(self.config_path).images)
+        except (InputError, OSError):
+            pass
+        try:
+            existing = self._existing()
+        except (InputError, OSError):
+            return []
+        return sorted(existing.images) if existing is not None else []
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ YAML (``*.yaml``, ``*.yml``: Kubernetes, Compose, Helm values, kustomizations).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from imagelock.pinning.dockerfiles import scan_dockerfile
 from imagelock.pinning.sites import Edit, Site, Skipped, apply_edits, name_part, pinned
 from imagelock.pinning.yamlfiles import scan_yaml
 from imagelock.reference import Reference, parse_reference
+from imagelock.relocation import Relocation, relocate_entries, relocate_entry
 
 __all__ = ["FilePlan", "PinChange", "Site", "Skipped", "find_files", "match", "plan_pins", "references_in", "scan"]
 
@@ -75,13 +76,25 @@ def read_and_scan(path: Path) -> tuple[str, list[Site], list[Skipped]]:
     return (text, *scan(path, text))
 
 
-def match(site: Site, reference: Reference, entries: Mapping[str, LockedImage]) -> LockedImage | None:
+def match(
+    site: Site,
+    reference: Reference,
+    entries: Mapping[str, LockedImage],
+    relocated: Mapping[str, LockedImage] | None = None,
+) -> LockedImage | None:
     """The one lock entry a reference in a file stands for, or None.
 
     By repository after normalisation, and by tag where the file has one; a reference already pinned
     (with a digest) matches its repository's entry whatever its tag, so pins can move forward.
+    With ``relocated`` (the entries under ``--relocate``), a reference already naming an entry's
+    relocated repository matches it too.
     """
-    same = [entry for entry in entries.values() if entry.image == str(reference.repository)]
+    repository = str(reference.repository)
+    same = [
+        entry
+        for name, entry in entries.items()
+        if entry.image == repository or (relocated is not None and relocated[name].image == repository)
+    ]
     if reference.digest is not None:
         narrowed = (
             [entry for entry in same if entry.digest == reference.digest]
@@ -98,8 +111,14 @@ def match(site: Site, reference: Reference, entries: Mapping[str, LockedImage]) 
     return narrowed[0] if narrowed else None
 
 
-def plan_pins(files: Iterable[Path], entries: Mapping[str, LockedImage]) -> tuple[list[FilePlan], list[Skipped]]:
-    """What pinning would change in each file, and what it leaves alone (and why)."""
+def plan_pins(
+    files: Iterable[Path], entries: Mapping[str, LockedImage], relocations: Sequence[Relocation] = ()
+) -> tuple[list[FilePlan], list[Skipped]]:
+    """What pinning would change in each file, and what it leaves alone (and why).
+
+    With ``relocations``, references are rewritten to the relocated repository (same tag and digest).
+    """
+    relocated = relocate_entries(entries, relocations) if relocations else None
     plans: list[FilePlan] = []
     left_alone: list[Skipped] = []
     for path in files:
@@ -111,10 +130,11 @@ def plan_pins(files: Iterable[Path], entries: Mapping[str, LockedImage]) -> tupl
             reference = _parse_site(site, left_alone)
             if reference is None:
                 continue
-            entry = match(site, reference, entries)
-            if entry is None:
+            found = match(site, reference, entries, relocated)
+            if found is None:
                 left_alone.append(Skipped(path, site.line, site.reference, "matches no image in the lock"))
                 continue
+            entry = relocate_entry(found, relocations)
             site_edits = site.rewrite(entry)
             if any(_changes(text, edit) for edit in site_edits):
                 edits += site_edits

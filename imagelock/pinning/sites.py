@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagelock.errors import InputError
 from imagelock.lockfile import LockedImage
+from imagelock.reference import parse_repository
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,18 @@ class Skipped:
 
 
 def pinned(name_as_written: str, entry: LockedImage) -> str:
-    """The pinned form of a reference, keeping the name as the file spells it."""
-    return f"{name_as_written}:{entry.tag}@{entry.digest}"
+    """The pinned form of a reference, keeping the name as the file spells it (see ``written_name``)."""
+    return f"{written_name(name_as_written, entry)}:{entry.tag}@{entry.digest}"
+
+
+def written_name(name_as_written: str, entry: LockedImage) -> str:
+    """The name as the file spells it when it names the entry's repository; otherwise (``--relocate``)
+    the entry's repository."""
+    try:
+        same = str(parse_repository(name_as_written)) == entry.image
+    except InputError:
+        same = False
+    return name_as_written if same else entry.image
 
 
 def name_part(reference: str) -> str:
@@ -57,7 +69,8 @@ def name_part(reference: str) -> str:
 
 def apply_edits(text: str, edits: Iterable[Edit]) -> str:
     lines = text.splitlines(keepends=True)
-    ordered = sorted(edits, key=lambda edit: (edit.line, edit.insert_line, edit.start), reverse=True)
+    # from the end: a line's own edits before a new line is inserted in front of it
+    ordered = sorted(edits, key=lambda edit: (edit.line, not edit.insert_line, edit.start), reverse=True)
     for edit in ordered:
         if edit.insert_line:
             lines.insert(edit.line, edit.text)

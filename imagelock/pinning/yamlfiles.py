@@ -22,7 +22,7 @@ from ruamel.yaml.error import YAMLError
 
 from imagelock.errors import InputError
 from imagelock.lockfile import LockedImage
-from imagelock.pinning.sites import Edit, Site, Skipped, name_part, pinned, quoted, scalar_span
+from imagelock.pinning.sites import Edit, Site, Skipped, name_part, pinned, quoted, scalar_span, written_name
 
 
 def scan_yaml(path: Path, text: str) -> tuple[list[Site], list[Skipped]]:
@@ -120,6 +120,12 @@ def _helm_site(path: Path, lines: list[str], image: CommentedMap, sites: list[Si
 
     def rewrite(entry: LockedImage) -> tuple[Edit, ...]:
         edits = [_value_edit(lines, image, "tag", entry.tag)]
+        if written_name(name_part(reference), entry) != name_part(reference):  # relocated: name the mirror
+            host, _, path = entry.image.partition("/")
+            if registry:
+                edits += [_value_edit(lines, image, "registry", host), _value_edit(lines, image, "repository", path)]
+            else:
+                edits.append(_value_edit(lines, image, "repository", entry.image))
         if "digest" in image and image["digest"] is not None:
             edits.append(_value_edit(lines, image, "digest", entry.digest))
         else:
@@ -146,6 +152,11 @@ def _kustomize_site(path: Path, lines: list[str], item: CommentedMap, sites: lis
         else:
             last_key = list(item.keys())[-1]
             edits.append(_insert_after(lines, item, last_key, "digest", entry.digest))
+        if written_name(name, entry) != name:  # relocated: newName is the mirror's repository
+            if "newName" in item:
+                edits.append(_value_edit(lines, item, "newName", entry.image))
+            else:  # inserted after any digest line at the same place, so it comes first
+                edits.append(_insert_after(lines, item, "name", "newName", entry.image))
         return tuple(edit for edit in edits if edit is not None)
 
     sites.append(Site(path, line + 1, reference, rewrite))
