@@ -652,6 +652,8 @@ def vulndb_download_command(
     for path in written:
         typer.echo(f"{path}  {path.stat().st_size} bytes")
     typer.echo(f"audit offline with: imagelock audit --db {destination}", err=True)
+
+
 @app.command("ref")
 def ref_command(
     context: typer.Context,
