@@ -294,9 +294,11 @@ def test_mirror_into_a_registry_with_token_auth(
     project = locked_project(tmp_path, source)
     login(docker_config, token_registry.host)
 
-    result = project.run("mirror", f"{token_registry.host}/mirrored", "legacy", "web")
+    result = project.run("mirror", f"{token_registry.host}/mirrored", "legacy", "web", "big", "copy", "--json")
 
     assert result.exit_code == 0, result.stderr
+    mounted = sum(image["blobs_mounted"] for image in json.loads(result.stdout)["images"])
+    assert mounted >= 1  # the token for the mount also names the source repository
     assert token_registry.issuer.requests["Basic"] >= 1
     digest = locked(project)["web"]["digest"]
     seeder = token_registry.seeder
