@@ -192,12 +192,12 @@ class _Copier:
         self._transfers = asyncio.Semaphore(MAX_TRANSFERS)
 
     async def image(self, entry: LockedImage, target: Repository) -> MirroredImage:
-        source = parse_repository(entry.image)
+        """Copy one entry; a failure names the image and where it was going."""
         tally = _Tally()
-        manifest = await self._client.get_manifest(source, entry.digest)
-        await self._manifest(source, target, manifest, entry.tag, tally)
-        subjects = dict.fromkeys([entry.digest, *entry.platforms.values()])
-        await asyncio.gather(*(self._signatures(source, target, subject, tally) for subject in subjects))
+        try:
+            await self._copy_image(entry, target, tally)
+        except ImagelockError as error:
+            raise type(error)(f"[images.{entry.name}] mirroring to {target}: {error}") from None
         return MirroredImage(
             entry.name,
             entry.reference,
@@ -209,6 +209,13 @@ class _Copier:
             tally.bytes_uploaded,
             tally.signatures,
         )
+
+    async def _copy_image(self, entry: LockedImage, target: Repository, tally: _Tally) -> None:
+        source = parse_repository(entry.image)
+        manifest = await self._client.get_manifest(source, entry.digest)
+        await self._manifest(source, target, manifest, entry.tag, tally)
+        subjects = dict.fromkeys([entry.digest, *entry.platforms.values()])
+        await asyncio.gather(*(self._signatures(source, target, subject, tally) for subject in subjects))
 
     # -- manifests -------------------------------------------------------------------------------
 

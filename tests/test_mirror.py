@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
+from typer.testing import CliRunner
 
 from imagelock.project import Project as Operations
 from tests.conftest import USER, Project, Registry, TokenRegistry, login
@@ -165,8 +167,6 @@ def locked(project: Project) -> dict[str, dict[str, object]]:
 
 
 def locked_project(tmp_path: Path, source: Source, name: str = "project", **options: object) -> Project:
-    from typer.testing import CliRunner
-
     directory = tmp_path / name
     directory.mkdir()
     project = Project(directory, CliRunner())
@@ -178,8 +178,6 @@ def locked_project(tmp_path: Path, source: Source, name: str = "project", **opti
 
 def lock_against(tmp_path: Path, source: Source, mirror_host: str, only: tuple[str, ...] = ()) -> dict[str, dict]:  # type: ignore[type-arg]
     """Lock the same images at the mirror (signatures name the source repository: match-repository = false)."""
-    from typer.testing import CliRunner
-
     directory = tmp_path / "at-mirror"
     directory.mkdir(exist_ok=True)
     project = Project(directory, CliRunner())
@@ -351,3 +349,29 @@ def test_a_missing_or_stale_lock_is_refused(tmp_path: Path, source: Source, targ
     missing = project.run("mirror", target.host)
     assert missing.exit_code == 2
     assert "not found; run 'imagelock lock'" in missing.stderr
+
+
+def test_a_source_blob_that_does_not_match_its_digest_is_never_completed_at_the_target(
+    tmp_path: Path, source: Source, target: RegistryServer
+) -> None:
+    front = Proxy(source.host).start()
+    try:
+        project = Project(tmp_path, CliRunner())
+        project.write(f'[images.big]\nimage = "{front.host}/team/big"\ntag = "1.0"\n')
+        assert project.run("lock").exit_code == 0
+
+        def flip(method: str, path: str, answer: Answer) -> Answer:
+            if "/blobs/" in path and len(answer.body) > 1000:
+                answer.body = bytes([answer.body[0] ^ 1]) + answer.body[1:]
+            return answer
+
+        front.tamper = flip
+        result = project.run("mirror", target.host)
+    finally:
+        front.stop()
+
+    assert result.exit_code == 3
+    assert "does not match its digest" in result.stderr
+    assert "[images.big]" in result.stderr
+    layer = "sha256:" + hashlib.sha256(BIG_LAYER).hexdigest()
+    assert httpx.head(f"{target.url}/v2/team/big/blobs/{layer}").status_code == 404
