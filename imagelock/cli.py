@@ -698,5 +698,93 @@ def export_command(
     typer.echo(text, nl=False)
 
 
+class _BytesProgress:
+    """A progress bar in bytes for 'mirror', on stderr and only on a terminal."""
+
+    def __init__(self) -> None:
+        self.console = Console(stderr=True)
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def planned(self, size: int) -> None:
+        if self.progress is None and self.console.is_terminal:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+            self.progress = Progress(
+                TextColumn("mirroring"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                console=self.console, transient=True,
+            )  # fmt: skip
+            self.task = self.progress.add_task("mirroring", total=0)
+            self.progress.start()
+        if self.progress is not None and self.task is not None:
+            total = self.progress.tasks[0].total or 0
+            self.progress.update(self.task, total=total + size)
+
+    def transferred(self, size: int) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.advance(self.task, size)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+@app.command("mirror")
+def mirror_command(
+    context: typer.Context,
+    target: Annotated[str, typer.Argument(help="Registry host and optional path, e.g. registry.internal:5000/mirror.")],
+    names: Annotated[list[str] | None, typer.Argument(help="Images to mirror (default: all).")] = None,
+    config: ConfigOption = Path("images.toml"),
+    lockfile: LockfileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Copy the locked images, with their signatures, into TARGET/<repository path>, digests unchanged."""
+    progress = _BytesProgress()
+    try:
+        result = _run(context, config, lockfile, lambda project: project.mirror(target, names or (), progress=progress))
+    finally:
+        progress.close()
+    if as_json:
+        images = [
+            {
+                "name": image.name, "source": image.source, "target": image.target,
+                "manifests_pushed": image.manifests_pushed, "blobs_uploaded": image.blobs_uploaded,
+                "blobs_mounted": image.blobs_mounted, "blobs_present": image.blobs_present,
+                "bytes_uploaded": image.bytes_uploaded, "signatures": image.signatures,
+            }
+            for image in result.images
+        ]  # fmt: skip
+        _print_json({"target": result.target, "images": images})
+    else:
+        rows: list[list[Text | str]] = []
+        for image in result.images:
+            if image.copied:
+                what = (
+                    f"copied {image.manifests_pushed} manifest(s), {image.blobs_uploaded} blob(s) "
+                    f"({_size(image.bytes_uploaded)}), mounted {image.blobs_mounted}"
+                )
+                status = Text(what, style="green")
+            else:
+                status = Text("up to date", style="dim")
+            signed = f"  {image.signatures} signature(s)" if image.signatures else ""
+            rows.append([Text(image.name, style="bold"), image.target, Text.assemble(status, signed)])
+        _print_rows(rows)
+    copied = sum(1 for image in result.images if image.copied)
+    total = sum(image.bytes_uploaded for image in result.images)
+    typer.echo(
+        f"mirrored {len(result.images)} image(s) to {result.target}: {copied} copied, {_size(total)} uploaded", err=True
+    )
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
 def main() -> None:
     app(prog_name="imagelock")  # also under `python -m imagelock`: completion is keyed on the program name

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from imagelock.audit.database import Database
     from imagelock.audit.layers import LayerCache
     from imagelock.audit.scan import AuditReport
+    from imagelock.mirror import MirrorResult, TransferProgress
     from imagelock.registry import HostSettings, Keychain, RegistryClient, RetryPolicy
     from imagelock.relocation import Relocation
     from imagelock.resolver import Explanation, Gate
@@ -238,6 +239,38 @@ class Project:
         from imagelock.audit.gate import audit_gate
 
         return audit_gate(*self._audit_sources())
+
+    def mirror(
+        self,
+        target: str,
+        names: Sequence[str] = (),
+        *,
+        progress: TransferProgress | None = None,
+        chunk_size: int | None = None,
+    ) -> MirrorResult:
+        """Copy the locked images (all, or the named ones) into ``target``, digests unchanged."""
+        from imagelock import mirror
+
+        parsed = mirror.parse_target(target)
+        existing = self._existing()
+        if existing is None:
+            raise InputError(f"{self.lock_path}: not found; run 'imagelock lock'")
+        config = load_config(self.config_path)
+        for name in names:
+            if name not in existing.images:
+                self._spec(config, name)  # not in images.toml: exit 2 naming it
+        stale = self.check()
+        if stale:
+            reasons = ", ".join(f"{entry.name}: {entry.reason}" for entry in stale)
+            raise mirror.StaleLockError(f"{self.lock_path} is stale ({reasons}); run 'imagelock lock' first")
+        entries = [existing.images[name] for name in (dict.fromkeys(names) or sorted(existing.images))]
+        planned = mirror.plan(entries, parsed)
+        options = {"chunk_size": chunk_size} if chunk_size else {}
+        images = self._run(
+            lambda client: mirror.mirror_all(planned, client, events=self.events, progress=progress, **options),
+            config,
+        )
+        return mirror.MirrorResult(str(parsed), images)
 
     # -- editing images.toml ---------------------------------------------------------------------
 

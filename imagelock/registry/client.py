@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
@@ -62,6 +62,11 @@ class RegistryClient:
             yield cls(transport)
         finally:
             await transport.aclose()
+
+    @property
+    def transport(self) -> Transport:
+        """The run's transport, shared with the write path (``registry/push.py``)."""
+        return self._transport
 
     async def list_tags(self, repository: Repository) -> list[str]:
         """Every valid tag of the repository; listed once per run however many entries ask."""
@@ -177,6 +182,29 @@ class RegistryClient:
             )
         return size
 
+    async def get_blob_range(self, repository: Repository, digest: str, start: int, length: int) -> bytes:
+        """``length`` bytes of a blob from ``start`` (a Range request), so that a layer is never held whole.
+
+        The caller verifies the digest over all the pieces. A registry that ignores Range answers the
+        whole blob, which is accepted only when that is exactly the piece asked for.
+        """
+        if not is_valid_digest(digest):
+            raise RegistryError(f"refusing to request invalid digest {digest!r} of {repository}")
+        what = f"{repository}@{digest}"
+        response = await self._transport.request(
+            "GET",
+            repository,
+            f"/v2/{repository.path}/blobs/{digest}",
+            headers={"Range": f"bytes={start}-{start + length - 1}"},
+            max_bytes=length,
+        )
+        self._raise_for_status(response, repository, what, ok=(200, 206))
+        if response.status == 200 and start != 0:
+            raise RegistryError(f"{repository.api_host}: {what}: the registry ignores Range requests")
+        if len(response.body) != length:
+            raise RegistryError(f"{repository.api_host}: {what}: expected {length} bytes from {start}")
+        return response.body
+
     async def referrers(self, repository: Repository, digest: str) -> tuple[Descriptor, ...]:
         """Manifests whose ``subject`` is ``digest``: the referrers API, else the ``sha256-<hex>`` tag index."""
         if not is_valid_digest(digest):
@@ -234,9 +262,11 @@ class RegistryClient:
         return await self._transport.request("GET", repository, path, headers=headers, max_bytes=max_bytes)
 
     @staticmethod
-    def _raise_for_status(response: Response, repository: Repository, what: str) -> None:
+    def _raise_for_status(
+        response: Response, repository: Repository, what: str, *, ok: Collection[int] = (200,)
+    ) -> None:
         """One clear line for a failed answer: registry, what was asked, status and registry error."""
-        if response.status == 200:
+        if response.status in ok:
             return
         errors = _registry_errors(response.body)
         codes = {code for code, _ in errors}

@@ -174,20 +174,29 @@ class Transport:
         *,
         headers: Mapping[str, str] | None = None,
         max_bytes: int,
+        content: bytes | None = None,
+        push: bool = False,
+        mount_from: Repository | None = None,
+        retry_connection: bool = True,
         sink: Sink | None = None,
     ) -> Response:
         """Send ``method path`` to the repository's registry, authenticating as its challenge asks.
 
-        With ``sink``, the body of a 200 answer is handed to it chunk by chunk and not kept
-        (``Response.body`` is empty); every other answer is read as usual.
+        ``push`` asks for a token that may also push to the repository; ``mount_from`` adds pull
+        access to another repository of the same registry (a cross-repository blob mount).
+        ``retry_connection`` false is for requests that must not be sent twice (an upload chunk):
+        a broken connection raises ``ConnectionLostError`` at once. With ``sink``, the body of a 200
+        answer is handed to it chunk by chunk and not kept (``Response.body`` is empty); every other
+        answer is read as usual.
         """
         state = self._host(repository)
-        scope = f"repository:{repository.path}:pull"
+        scope = f"repository:{repository.path}:{'pull,push' if push else 'pull'}"
+        if mount_from is not None and mount_from.registry == repository.registry and mount_from != repository:
+            scope += f" repository:{mount_from.path}:pull"
         authorization = await self._authorization(repository, state, scope, renew=False)
         stream = _StreamSink(sink) if sink is not None else None
-        response = await self._send_to_registry(
-            method, repository, state, path, headers, authorization, max_bytes, stream
-        )
+        send = (method, repository, state, path, headers, max_bytes, content, retry_connection, stream)
+        response = await self._send_to_registry(*send, authorization)
         if response.status != 401:
             return response
         challenges = parse_challenges(response.headers.get_list("www-authenticate"))
@@ -195,7 +204,7 @@ class Transport:
         if not usable:
             raise RegistryError(f"{repository.api_host}: unauthorized, and the registry offers no supported scheme")
         state.challenge = next((c for c in usable if c.scheme == "bearer"), usable[0])
-        challenge_scope = state.challenge.params.get("scope") or scope
+        challenge_scope = _merge_scopes(scope, state.challenge.params.get("scope"))
         authorization = await self._authorization(repository, state, challenge_scope, renew=True)
         credential = await self._credential(repository)
         if authorization is None:
@@ -203,9 +212,7 @@ class Transport:
                 f"{repository.api_host}: authentication required for {repository}; "
                 f"add credentials with 'docker login {repository.registry}'"
             )
-        response = await self._send_to_registry(
-            method, repository, state, path, headers, authorization, max_bytes, stream
-        )
+        response = await self._send_to_registry(*send, authorization)
         if response.status == 401:
             if credential is None:
                 raise RegistryError(
@@ -214,6 +221,43 @@ class Transport:
                 )
             raise RegistryError(f"{repository.api_host}: credentials for {repository.registry} were rejected (401)")
         return response
+
+    def registry_url(self, repository: Repository, location: str) -> httpx.URL:
+        """A ``Location`` the registry sent (an upload URL), resolved against the registry's own origin."""
+        state = self._host(repository)
+        return httpx.URL(f"{state.scheme or 'https'}://{repository.api_host}/").join(location)
+
+    async def request_url(
+        self,
+        method: str,
+        repository: Repository,
+        url: httpx.URL,
+        *,
+        headers: Mapping[str, str] | None = None,
+        max_bytes: int,
+        content: bytes | None = None,
+        push: bool = False,
+        retry_connection: bool = True,
+    ) -> Response:
+        """Send to a URL the registry gave (an upload location): on the registry's origin with its
+        credentials; on another origin with none, and never over plain HTTP unless the registry may use it."""
+        base = self.registry_url(repository, "/")
+        if _origin(url) == _origin(base):
+            path = url.raw_path.decode()
+            return await self.request(
+                method, repository, path, headers=headers, max_bytes=max_bytes, content=content, push=push,
+                retry_connection=retry_connection,
+            )  # fmt: skip
+        state = self._host(repository)
+        if url.scheme not in ("https", "http") or (url.scheme == "http" and base.scheme != "http"):
+            raise RegistryError(f"{repository.api_host}: refusing to send to {url.scheme}://{url.netloc.decode()}")
+        other = self._state_for(f"location {url.netloc.decode()}", state.settings)
+        try:
+            return await self._send(
+                other, method, url, headers, None, max_bytes, content=content, retry_connection=retry_connection
+            )
+        except _ConnectionFailedError as failure:
+            raise ConnectionLostError(f"{url.netloc.decode()}: {_describe(failure.cause)}") from None
 
     # -- hosts, schemes and TLS -----------------------------------------------------------------
 
@@ -258,9 +302,11 @@ class Transport:
         state: _HostState,
         path: str,
         headers: Mapping[str, str] | None,
-        authorization: str | None,
         max_bytes: int,
-        stream: _StreamSink | None = None,
+        content: bytes | None,
+        retry_connection: bool,
+        stream: _StreamSink | None,
+        authorization: str | None,
     ) -> Response:
         """Send to the registry; the first request to a host that may use plain HTTP decides the scheme."""
         host = repository.api_host
@@ -272,15 +318,9 @@ class Transport:
                     https = httpx.URL(f"https://{host}{path}")
                     try:
                         response = await self._send(
-                            state,
-                            method,
-                            https,
-                            headers,
-                            authorization,
-                            max_bytes,
-                            retry_connection=False,
-                            stream=stream,
-                        )
+                            state, method, https, headers, authorization, max_bytes, content=content,
+                            retry_connection=False, stream=stream,
+                        )  # fmt: skip
                     except _ConnectionFailedError:
                         state.scheme = "http"  # the host does not speak TLS: allowed for loopback and insecure
                     else:
@@ -288,7 +328,13 @@ class Transport:
                         self._note_rate_limit(repository, state, response)
                         return response
         url = httpx.URL(f"{state.scheme}://{host}{path}")
-        response = await self._send(state, method, url, headers, authorization, max_bytes, stream=stream)
+        try:
+            response = await self._send(
+                state, method, url, headers, authorization, max_bytes, content=content,
+                retry_connection=retry_connection, stream=stream,
+            )  # fmt: skip
+        except _ConnectionFailedError as failure:
+            raise ConnectionLostError(f"{host}: {_describe(failure.cause)}") from None
         self._note_rate_limit(repository, state, response)
         return response
 
@@ -371,10 +417,11 @@ class Transport:
             # Another host: the registry's CA may apply; its 'insecure' does not.
             settings = HostSettings(ca_cert=state.settings.ca_cert, timeout=state.settings.timeout)
             token_state = self._state_for(f"realm {realm_url.netloc.decode()}", settings)
-        params = {"service": service, "scope": scope} if service else {"scope": scope}
+        scopes = scope.split()
+        params: dict[str, str | list[str]] = {"service": service, "scope": scopes} if service else {"scope": scopes}
         started = time.monotonic()
         if credential is not None and credential.identity_token:
-            form = {**params, "grant_type": "refresh_token", "refresh_token": credential.identity_token}
+            form = {**params, "scope": scope, "grant_type": "refresh_token", "refresh_token": credential.identity_token}
             response = await self._send(
                 token_state,
                 "POST",
@@ -524,6 +571,17 @@ class Transport:
                     "set ca-cert, or insecure, for this registry under [registries] in images.toml"
                 ) from None
             raise _ConnectionFailedError(error) from error
+
+
+class ConnectionLostError(RegistryError):
+    """A request that must not be repeated blindly lost its connection (exit 3 if nothing recovers)."""
+
+
+def _merge_scopes(ours: str, challenge: str | None) -> str:
+    """Our scopes, plus any other the registry's challenge names (space-separated, order kept)."""
+    scopes = ours.split()
+    scopes += [extra for extra in (challenge or "").split() if extra not in scopes]
+    return " ".join(scopes)
 
 
 class _ConnectionFailedError(Exception):
