@@ -375,3 +375,28 @@ def test_a_source_blob_that_does_not_match_its_digest_is_never_completed_at_the_
     assert "[images.big]" in result.stderr
     layer = "sha256:" + hashlib.sha256(BIG_LAYER).hexdigest()
     assert httpx.head(f"{target.url}/v2/team/big/blobs/{layer}").status_code == 404
+
+
+def test_deploying_from_the_mirror_by_digest_with_ref_relocate(
+    tmp_path: Path, source: Source, target: RegistryServer
+) -> None:
+    project = locked_project(tmp_path, source)
+    assert project.run("mirror", f"{target.host}/mirror").exit_code == 0
+    for platform in (None, "linux/arm64"):
+        options = ["--platform", platform] if platform else []
+        result = project.run("ref", "web", *options, "--relocate", f"{source.server.host}={target.host}/mirror")
+        assert result.exit_code == 0, result.stderr
+        reference = result.stdout.strip()
+        repository_and_tag, digest = reference.split("@")
+        assert repository_and_tag == f"{target.host}/mirror/library/nginx:1.26.2"
+        pinned = locked(project)["web"]
+        platforms = pinned["platforms"]
+        assert isinstance(platforms, dict)
+        assert digest == (platforms[platform] if platform else pinned["digest"])
+        # what a deploy would pull: the mirror serves that very digest
+        answer = httpx.head(
+            f"{target.url}/v2/mirror/library/nginx/manifests/{digest}",
+            headers={"Accept": "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json"},
+        )
+        assert answer.status_code == 200
+        assert answer.headers["docker-content-digest"] == digest
