@@ -410,7 +410,6 @@ class Bench:
     root: Path
     proxy: Proxy
     harness: Harness
-    registry_url: str
     command: list[str]
     env: dict[str, str]
     startup: Sample | None = None
@@ -454,7 +453,6 @@ class Bench:
 
     def measure_startup(self) -> None:
         samples = [self.run(["--version"], self.root) for _ in range(max(3, self.options.runs))]
-        self.startup = samples[0]
         self.startup = Sample(
             statistics.median(s.wall for s in samples),
             statistics.median(s.cpu for s in samples),
@@ -512,7 +510,7 @@ def run_benchmark(options: argparse.Namespace, root: Path) -> Bench:
             "LANG": "C.UTF-8",
         }
         assert server.process is not None
-        bench = Bench(options, root, proxy, Harness(proxy, server.process.pid), server.url, command, env)
+        bench = Bench(options, root, proxy, Harness(proxy, server.process.pid), command, env)
         bench.measure_startup()
         assert bench.startup is not None
         print(f"  start-up (imagelock --version): {bench.startup.wall:.3f} s", file=sys.stderr)
