@@ -9,7 +9,6 @@ computed. sigstore is imported only when a keyless policy is used (it is slow to
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -129,6 +128,8 @@ def verify_keyless_bundle(bundle_json: bytes, policy: KeylessPolicy, digest: str
 
 async def verify(policy: KeylessPolicy, repository: Repository, digest: str, client: RegistryClient) -> Evidence:
     """Evidence from the first keyless bundle attached to ``digest`` that satisfies the policy."""
+    import asyncio  # here, not at the top: commands that need no network never load asyncio
+
     from imagelock.trust.cosign import NoSignatureError, find_bundles
 
     problems: list[str] = []

@@ -3,7 +3,9 @@
 Every request is forwarded to the upstream registry. Before forwarding, an ``intercept`` hook may
 answer in the registry's place, reset the connection, or delay; after, a ``tamper`` hook may
 rewrite the answer (body, headers, status). The proxy counts requests by path, records the
-Authorization header of each, and the most requests it saw in flight at once.
+Authorization header of each, and the most requests it saw in flight at once. ``latency`` adds a
+fixed one-way delay to every request and again to every answer, like a slow network (the
+benchmarks use it); connection set-up is not delayed.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Proxy:
     upstream: str  # host:port of the real registry (plain HTTP)
     tamper: Tamper | None = None
     intercept: Intercept | None = None
+    latency: float = 0.0  # seconds each way: before forwarding a request, and before sending its answer
     requests: Counter[str] = field(default_factory=Counter)
     authorizations: list[str | None] = field(default_factory=list)  # the Authorization header of each request
     server: ThreadingHTTPServer | None = None
@@ -67,12 +70,14 @@ class Proxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 request_body = self.rfile.read(length) if length else None
-                proxy.requests[f"{self.command} {self.path.split('?')[0]}"] += 1
-                proxy.authorizations.append(self.headers.get("authorization"))
                 with proxy._lock:
+                    proxy.requests[f"{self.command} {self.path.split('?')[0]}"] += 1
+                    proxy.authorizations.append(self.headers.get("authorization"))
                     proxy.in_flight += 1
                     proxy.most_in_flight = max(proxy.most_in_flight, proxy.in_flight)
                 try:
+                    if proxy.latency:
+                        time.sleep(proxy.latency)
                     self._answer(request_body)
                 finally:
                     with proxy._lock:
@@ -91,7 +96,10 @@ class Proxy:
                     self._send(action)
                     return
                 connection = http.client.HTTPConnection(proxy.upstream, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"host"}}
+                headers: dict[str, str] = {}
+                for key, value in self.headers.items():  # repeated headers (skopeo sends one Accept per type) join
+                    if key.lower() not in _HOP_BY_HOP | {"host"}:
+                        headers[key] = f"{headers[key]}, {value}" if key in headers else value
                 headers["Host"] = proxy.upstream
                 connection.request(self.command, self.path, body=request_body, headers=headers)
                 upstream = connection.getresponse()
@@ -106,6 +114,8 @@ class Proxy:
                 self._send(answer)
 
             def _send(self, answer: Answer) -> None:
+                if proxy.latency:
+                    time.sleep(proxy.latency)
                 self.send_response(answer.status)
                 for key, value in answer.headers.items():
                     self.send_header(key, value)
