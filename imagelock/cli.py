@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
 from imagelock import __version__
@@ -26,6 +25,7 @@ from imagelock.project import Change, LockResult, Project
 from imagelock.relocation import parse_relocations
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress, TaskID
 
     from imagelock.audit.scan import AuditReport, Finding
@@ -76,9 +76,15 @@ class TerminalEvents:
     """Warnings on stderr; a progress bar on stderr only when it is a terminal and the run is long."""
 
     def __init__(self) -> None:
-        self.console = Console(stderr=True)
+        self._console: Console | None = None
         self.progress: Progress | None = None
         self.task: TaskID | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:  # rich.console is imported only by runs that print through it
+            self._console = _console(stderr=True)
+        return self._console
 
     def warning(self, message: str) -> None:
         self.console.print(f"warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)
@@ -158,8 +164,14 @@ def _run(
 # -- output ---------------------------------------------------------------------------------------
 
 
+def _console(*, stderr: bool = False, highlight: bool = True, soft_wrap: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=highlight, soft_wrap=soft_wrap)
+
+
 def _stdout() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    return _console(highlight=False, soft_wrap=True)
 
 
 def _print_rows(rows: Sequence[Sequence[Text | str]]) -> None:
@@ -627,7 +639,7 @@ def vulndb_download_command(
     from imagelock.errors import ImagelockError as Failure
 
     destination = dest or default_database_dir(cache_dir())
-    console = Console(stderr=True)
+    console = _console(stderr=True)
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     with Progress(
@@ -702,7 +714,7 @@ class _BytesProgress:
     """A progress bar in bytes for 'mirror', on stderr and only on a terminal."""
 
     def __init__(self) -> None:
-        self.console = Console(stderr=True)
+        self.console = _console(stderr=True)
         self.progress: Progress | None = None
         self.task: TaskID | None = None
 

@@ -7,13 +7,14 @@ when what it resolves to could change.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -23,15 +24,10 @@ from imagelock.errors import InputError
 from imagelock.lockfile import read_at_most
 from imagelock.platforms import Platform, parse_platform
 from imagelock.reference import Repository, is_valid_registry_host, is_valid_tag, parse_reference
-from imagelock.trust import (
-    ContentTrustPolicy,
-    CosignPolicy,
-    KeylessPolicy,
-    NotationPolicy,
-    TrustPolicy,
-    load_public_key,
-)
 from imagelock.versions import TagMatcher
+
+if TYPE_CHECKING:  # the trust package is imported only when images.toml names a policy
+    from imagelock.trust import ContentTrustPolicy, KeylessPolicy, NotationPolicy, TrustPolicy
 
 CONFIG_VERSION = 1
 MAX_FILE_BYTES = 16 << 20  # far beyond any real images.toml or lock; refuses runaway or wrong files quickly
@@ -94,9 +90,13 @@ class ImageSpec:
             content["audit-gate"] = self.audit.canonical()
         return content
 
-    @property
+    @functools.cached_property  # a frozen dataclass keeps it in __dict__: computed once per spec
     def spec_hash(self) -> str:
-        return _hash(self.canonical())
+        return _hash(self.canonical_form)
+
+    @functools.cached_property
+    def canonical_form(self) -> dict[str, Any]:
+        return self.canonical()
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class Config:
     @property
     def inputs_hash(self) -> str:
         """Hash of the resolution-relevant, normalised content of the whole file."""
-        return _hash({name: spec.canonical() for name, spec in sorted(self.images.items())})
+        return _hash({name: spec.canonical_form for name, spec in sorted(self.images.items())})
 
 
 def _hash(content: object) -> str:
@@ -310,6 +310,10 @@ class _ConfigParser:
         return AuditPolicy(fail_on, ignore, gate)
 
     def check_policy_applies(self, where: str, repository: Repository, policy: TrustPolicy | None) -> None:
+        if policy is None:
+            return
+        from imagelock.trust import ContentTrustPolicy
+
         if isinstance(policy, ContentTrustPolicy) and policy.server_for(repository) is None:
             raise self.error(
                 where, f"policy {policy.name!r} needs a 'server': only docker.io images have a default notary server"
@@ -331,6 +335,8 @@ class _ConfigParser:
         raise self.error(where, "key 'verify': expected a policy name, an inline table or false")
 
     def policy(self, where: str, name: str, table: dict[str, Any]) -> TrustPolicy:
+        from imagelock.trust import CosignPolicy, load_public_key
+
         method = table.get("method")
         if method not in _METHODS:
             raise self.error(where, f"key 'method': expected one of {', '.join(_METHODS)}, got {method!r}")
@@ -368,6 +374,8 @@ class _ConfigParser:
         return CosignPolicy(name, tuple(keys), match_repository, tuple(rekor_keys))
 
     def keyless_policy(self, where: str, name: str, table: dict[str, Any]) -> KeylessPolicy:
+        from imagelock.trust import KeylessPolicy
+
         self.check_keys(where, table, _KEYLESS_KEYS)
         if "issuer" not in table:
             raise self.error(
@@ -390,6 +398,8 @@ class _ConfigParser:
             raise self.error(where, str(error)) from None
 
     def notation_policy(self, where: str, name: str, table: dict[str, Any]) -> NotationPolicy:
+        from imagelock.trust import NotationPolicy
+
         self.check_keys(where, table, _NOTATION_KEYS)
         for key, example in (("trust-store", '["certs/root.pem"]'), ("identities", '["x509.subject: C=US, O=Acme"]')):
             if key not in table:
@@ -409,6 +419,8 @@ class _ConfigParser:
             raise self.error(where, str(error)) from None
 
     def content_trust_policy(self, where: str, name: str, table: dict[str, Any]) -> ContentTrustPolicy:
+        from imagelock.trust import ContentTrustPolicy
+
         self.check_keys(where, table, _CONTENT_TRUST_KEYS)
         server = self.string(where, "server", table["server"]) if "server" in table else None
         ca_cert = self.path.parent / self.string(where, "ca-cert", table["ca-cert"]) if "ca-cert" in table else None

@@ -19,7 +19,6 @@ from imagelock.config import Config, ImageSpec, RegistrySettings, load_config, p
 from imagelock.errors import InputError
 from imagelock.events import Events, Silent
 from imagelock.lockfile import Lock, LockedImage, exclusive, read_lock, write_atomic
-from imagelock.trust.content_trust import ContentTrustPolicy, notary_host
 from imagelock.versions import parse_version
 
 if TYPE_CHECKING:
@@ -523,6 +522,8 @@ def _kind(old: LockedImage | None, new: LockedImage | None, spec: ImageSpec | No
 
 def _notary_servers(config: Config) -> dict[str, Path | None]:
     """The notary server host of each content-trust policy in use, with the CA its policy gives."""
+    from imagelock.trust.content_trust import ContentTrustPolicy, notary_host
+
     servers: dict[str, Path | None] = {}
     for spec in config.images.values():
         if isinstance(spec.policy, ContentTrustPolicy):

@@ -12,6 +12,7 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).parent.parent
 
@@ -62,7 +63,7 @@ def test_metadata_is_complete(wheel: Path) -> None:
     assert "Environment :: Console" in classifiers
     assert not [c for c in classifiers if c.startswith("License ::")]  # the SPDX expression says it
     runtime = [r for r in meta.get_all("Requires-Dist") or [] if "extra ==" not in r]
-    requirements = {r.split(">")[0].split("[")[0].strip() for r in runtime}
+    requirements = {Requirement(r).name for r in runtime}
     assert {"typer", "httpx", "rich", "jinja2", "ruamel.yaml", "tomli"} <= requirements
     assert "pytest" not in requirements  # only under the 'test' extra
     assert meta.get_all("Provides-Extra") == ["test"]
