@@ -400,3 +400,29 @@ def test_deploying_from_the_mirror_by_digest_with_ref_relocate(
         )
         assert answer.status_code == 200
         assert answer.headers["docker-content-digest"] == digest
+
+
+def test_an_upload_location_on_another_origin_gets_no_credentials(
+    tmp_path: Path, source: Source, token_registry: TokenRegistry, docker_config: Path
+) -> None:
+    elsewhere = Proxy(token_registry.host).start()  # another origin in front of the same registry
+
+    def send_uploads_elsewhere(method: str, path: str, answer: Answer) -> Answer:
+        for name, value in list(answer.headers.items()):
+            if name.lower() == "location" and "/blobs/uploads/" in value:
+                answer.headers[name] = value.replace(token_registry.host, elsewhere.host)
+        return answer
+
+    registry = Proxy(token_registry.host, tamper=send_uploads_elsewhere).start()
+    try:
+        project = locked_project(tmp_path, source)
+        login(docker_config, registry.host)
+        result = project.run("mirror", f"{registry.host}/elsewhere", "legacy")
+        assert any(value is not None for value in registry.authorizations)  # the registry got its token
+        assert elsewhere.authorizations  # the upload went to the other origin
+        assert all(value is None for value in elsewhere.authorizations)  # without any credential
+        assert result.exit_code == 3  # which the registry refuses: the copy fails, nothing leaks
+        assert "Traceback" not in result.stderr
+    finally:
+        registry.stop()
+        elsewhere.stop()
