@@ -73,7 +73,9 @@ class OfflineDatabase:
 
     def records(self) -> Iterator[Record]:
         if not self.path.exists():
-            raise DataUnavailableError(f"{self.path}: vulnerability database not found")
+            raise DataUnavailableError(
+                f"{self.path}: vulnerability database not found (fetch one with 'imagelock vulndb download')"
+            )
         sources = [self.path] if self.path.is_file() else sorted(self.path.rglob("*"))
         found = False
         for source in sources:
