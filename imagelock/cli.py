@@ -522,7 +522,9 @@ def init_command(
 @app.command("audit")
 def audit_command(
     context: typer.Context,
-    names: Annotated[list[str] | None, typer.Argument(help="Images to audit (default: all locked).")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Images to audit (default: all locked).", autocompletion=_complete_names)
+    ] = None,
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
     fail_on: Annotated[
@@ -746,7 +748,9 @@ class _BytesProgress:
 def mirror_command(
     context: typer.Context,
     target: Annotated[str, typer.Argument(help="Registry host and optional path, e.g. registry.internal:5000/mirror.")],
-    names: Annotated[list[str] | None, typer.Argument(help="Images to mirror (default: all).")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Images to mirror (default: all).", autocompletion=_complete_names)
+    ] = None,
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
     as_json: JsonOption = False,

@@ -87,6 +87,8 @@ def complete(directory: Path, words: str) -> list[str]:
         ("imagelock remove wor", ["worker"]),
         ("imagelock update web ", ["db", "worker"]),
         ("imagelock lock -P ", ["db", "web", "worker"]),
+        ("imagelock audit w", ["web", "worker"]),
+        ("imagelock mirror registry.example.com d", ["db"]),
         ("imagelock exp", ["export"]),
         ("imagelock export --format ", ["kustomize", "helm-values", "json"]),
     ],
