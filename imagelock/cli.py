@@ -421,6 +421,8 @@ def add_command(
     variant: Annotated[str | None, typer.Option("--variant", help="Only tags '<version>-<variant>'.")] = None,
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
+    db: DbOption = None,
+    osv_url: OsvUrlOption = None,
 ) -> None:
     """Add an image to images.toml (keeping its comments and layout) and lock it."""
     result = _run(
@@ -428,6 +430,8 @@ def add_command(
         config,
         lockfile,
         lambda project: project.add(name, image, version=version, tag=tag, variant=variant),
+        vulnerability_db=db,
+        osv_url=osv_url,
     )
     _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=False, verbose=False, as_json=False)
 
