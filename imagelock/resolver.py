@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from imagelock import trust
+from imagelock.concurrency import all_or_first_failure
 from imagelock.config import ImageSpec
 from imagelock.errors import ResolutionError
 from imagelock.events import Events, Silent
@@ -56,12 +57,8 @@ async def resolve_all(
         events.resolved(spec.name)
         return locked
 
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = {spec.name: group.create_task(resolve_one(spec)) for spec in specs}
-    except ExceptionGroup as failures:
-        raise failures.exceptions[0] from None
-    return {name: task.result() for name, task in tasks.items()}
+    resolved = await all_or_first_failure(resolve_one(spec) for spec in specs)
+    return {spec.name: locked for spec, locked in zip(specs, resolved, strict=True)}
 
 
 async def resolve_image(

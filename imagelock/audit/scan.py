@@ -26,6 +26,7 @@ from imagelock.audit.layers import LayerCache, is_layer, read_layer
 from imagelock.audit.osv import Match, at_or_above, match_all
 from imagelock.audit.policy import AuditPolicy
 from imagelock.audit.sbom import NotAnSbomError, parse_sbom, statement_sbom, statement_subjects
+from imagelock.concurrency import all_or_first_failure
 from imagelock.errors import DataUnavailableError, NotFoundError, RegistryError
 from imagelock.trust import CosignPolicy, SignatureError
 
@@ -141,12 +142,7 @@ async def audit(
             return await inventory(target, platform, digest, client, cache)
 
     jobs = [(target, platform, digest) for target in targets for platform, digest in sorted(target.platforms.items())]
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(one(*job)) for job in jobs]
-    except ExceptionGroup as failures:
-        raise failures.exceptions[0] from None
-    inventories = [task.result() for task in tasks]
+    inventories = await all_or_first_failure(one(*job) for job in jobs)
     records = await database.records_for([package for found in inventories for package in found.packages])
     by_image: dict[str, tuple[list[PlatformAudit], list[Finding]]] = {target.name: ([], []) for target in targets}
     for (target, platform, digest), found in zip(jobs, inventories, strict=True):
@@ -196,12 +192,7 @@ async def inventory(target: Target, platform: str, digest: str, client: Registry
             cache.put(layer.digest, content)
         return content
 
-    try:
-        async with asyncio.TaskGroup() as group:  # the first failure cancels the other layers' downloads
-            reads = [group.create_task(content_of(layer)) for layer in layers]
-    except ExceptionGroup as failures:
-        raise failures.exceptions[0] from None
-    found = merge(read.result() for read in reads)
+    found = merge(await all_or_first_failure(content_of(layer) for layer in layers))
     return replace(found, notes=(*notes, *found.notes))
 
 
