@@ -41,10 +41,6 @@ class Database(Protocol):
         ...
 
 
-def _key(package: Package) -> tuple[str, str]:
-    return package.ecosystem.split(":", 1)[0], package.osv_name
-
-
 # -- offline -------------------------------------------------------------------------------------------
 
 
@@ -66,7 +62,7 @@ class OfflineDatabase:
                     index.setdefault(key, []).append(record)
             self._index = index
         found: dict[str, Record] = {}
-        for key in {_key(package) for package in packages}:
+        for key in {package.osv_key for package in packages}:
             for record in self._index.get(key, []):
                 found.setdefault(record.id, record)
         return list(found.values())

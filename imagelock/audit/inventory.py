@@ -63,6 +63,11 @@ class Package:
         return normalize_name(self.ecosystem, name)
 
     @property
+    def osv_key(self) -> tuple[str, str]:
+        """``(ecosystem without its release, OSV name)``: what a database indexes its records by."""
+        return self.ecosystem.split(":", 1)[0], self.osv_name
+
+    @property
     def osv_version(self) -> str:
         return self.source_version or self.version
 

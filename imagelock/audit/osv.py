@@ -257,8 +257,7 @@ def match_all(records: Iterable[Record], packages: Iterable[Package]) -> list[Ma
             by_name.setdefault(key, []).append(record)
     found: dict[tuple[str, str, str, str], Match] = {}
     for package in packages:
-        key = (package.ecosystem.split(":", 1)[0], package.osv_name)
-        for record in by_name.get(key, []):
+        for record in by_name.get(package.osv_key, []):
             match = matches(record, package)
             if match is not None:
                 found.setdefault((record.id, package.name, package.version, package.location), match)
