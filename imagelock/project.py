@@ -176,11 +176,8 @@ class Project:
         return self._run(lambda client: explain(spec, client, previous, gate), config)
 
     def verify(self) -> list[Verification]:
-        existing = self._existing()
-        if existing is None:
-            raise InputError(f"{self.lock_path}: not found; run 'imagelock lock'")
+        entries = list(self._locked_entries().values())
         config = load_config(self.config_path)
-        entries = list(existing.images.values())
         policies = {name: spec.policy for name, spec in config.images.items()}
         from imagelock.verification import verify_all
 
@@ -191,36 +188,34 @@ class Project:
 
         Entries with ``audit = false`` are left out unless named.
         """
-        from imagelock.audit.scan import Target, audit
-
-        existing = self._existing()
-        if existing is None:
-            raise InputError(f"{self.lock_path}: not found; run 'imagelock lock'")
-        config = load_config(self.config_path)
-        unknown = [name for name in names if name not in existing.images]
-        if unknown:
-            locked = ", ".join(sorted(existing.images)) or "none"
-            raise InputError(f"{self.lock_path}: no locked image named {unknown[0]!r} (locked: {locked})")
         from imagelock.audit.gate import audited_platforms
         from imagelock.audit.policy import AuditPolicy
+        from imagelock.audit.scan import AuditReport, Target, audit
         from imagelock.reference import parse_repository
 
+        locked = self._locked_entries()
+        config = load_config(self.config_path)
+        unknown = [name for name in names if name not in locked]
+        if unknown:
+            known = ", ".join(sorted(locked)) or "none"
+            raise InputError(f"{self.lock_path}: no locked image named {unknown[0]!r} (locked: {known})")
         targets = []
-        for name in names or sorted(existing.images):
-            entry, spec = existing.images[name], config.images.get(name)
+        for name in names or sorted(locked):
+            entry, spec = locked[name], config.images.get(name)
             policy = spec.audit if spec is not None else AuditPolicy()
-            if policy is None and not names:
-                continue
-            policy = replace(policy or AuditPolicy(), fail_on=fail_on or (policy or AuditPolicy()).fail_on)
+            if policy is None:
+                if not names:
+                    continue
+                policy = AuditPolicy()
+            if fail_on is not None:
+                policy = replace(policy, fail_on=fail_on)
             platforms = audited_platforms(spec, entry.platforms)
             trust = spec.policy if spec is not None else None
             repository = parse_repository(entry.image)
             targets.append(Target(name, repository, entry.tag, entry.digest, platforms, policy, trust))
-        database, cache = self._audit_sources()
         if not targets:
-            from imagelock.audit.scan import AuditReport
-
             return AuditReport(())
+        database, cache = self._audit_sources()
         return self._run(lambda client: audit(targets, client, database, cache), config)
 
     def _audit_sources(self) -> tuple[Database, LayerCache]:
@@ -251,18 +246,16 @@ class Project:
         from imagelock import mirror
 
         parsed = mirror.parse_target(target)
-        existing = self._existing()
-        if existing is None:
-            raise InputError(f"{self.lock_path}: not found; run 'imagelock lock'")
+        locked = self._locked_entries()
         config = load_config(self.config_path)
         for name in names:
-            if name not in existing.images:
+            if name not in locked:
                 self._spec(config, name)  # not in images.toml: exit 2 naming it
         stale = self.check()
         if stale:
             reasons = ", ".join(f"{entry.name}: {entry.reason}" for entry in stale)
             raise mirror.StaleLockError(f"{self.lock_path} is stale ({reasons}); run 'imagelock lock' first")
-        entries = [existing.images[name] for name in (dict.fromkeys(names) or sorted(existing.images))]
+        entries = [locked[name] for name in (dict.fromkeys(names) or sorted(locked))]
         planned = mirror.plan(entries, parsed)
         options = {"chunk_size": chunk_size} if chunk_size else {}
         images = self._run(
