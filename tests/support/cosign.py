@@ -105,24 +105,43 @@ def sign_image(
     annotations = {SIGNATURE_ANNOTATION: annotation}
     if rekor is not None:
         annotations[REKOR_BUNDLE] = rekor_bundle(rekor, signed, annotation, key)
+    return push_cosign_tag(seeder, repository, digest, "sig", SIMPLE_SIGNING, blob, annotations)
+
+
+def push_cosign_tag(
+    seeder: Seeder,
+    repository: str,
+    digest: str,
+    suffix: str,
+    media_type: str,
+    blob: bytes,
+    annotations: dict[str, str],
+) -> str:
+    """Push cosign's ``sha256-<hex>.<suffix>`` manifest: one layer of ``blob``; return the manifest's digest."""
     blob_digest = seeder.push_blob(repository, blob)
     config = seeder.push_blob(repository, b"{}")
     manifest = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": {"mediaType": OCI_CONFIG, "digest": config, "size": 2},
-        "layers": [
-            {
-                "mediaType": SIMPLE_SIGNING,
-                "digest": blob_digest,
-                "size": len(blob),
-                "annotations": annotations,
-            }
-        ],
+        "layers": [{"mediaType": media_type, "digest": blob_digest, "size": len(blob), "annotations": annotations}],
     }
     algorithm, _, hexdigest = digest.partition(":")
     body = json.dumps(manifest).encode()
-    return seeder.push_manifest(repository, f"{algorithm}-{hexdigest}.sig", body, OCI_MANIFEST)
+    return seeder.push_manifest(repository, f"{algorithm}-{hexdigest}.{suffix}", body, OCI_MANIFEST)
+
+
+def dsse_envelope(
+    key: SigningKey, body: bytes, payload_type: str = "application/vnd.in-toto+json"
+) -> dict[str, object]:
+    """A DSSE envelope of ``body`` signed by ``key`` over the DSSE pre-authentication encoding."""
+    encoded_type = payload_type.encode()
+    signed = b"DSSEv1 %d %s %d %s" % (len(encoded_type), encoded_type, len(body), body)
+    return {
+        "payload": base64.b64encode(body).decode(),
+        "payloadType": payload_type,
+        "signatures": [{"sig": base64.b64encode(key.sign(signed)).decode(), "keyid": ""}],
+    }
 
 
 REKOR_BUNDLE = "dev.sigstore.cosign/bundle"
@@ -182,18 +201,11 @@ def sign_image_bundle(
     ``sha256-<hex>``, as cosign does. ``hint_key`` puts another key's hint in the bundle (the
     verifier must ignore it); ``subject_digest`` names another image in the signed statement.
     """
-    body = statement(subject_digest or digest)
-    payload_type = b"application/vnd.in-toto+json"
-    signed = b"DSSEv1 %d %s %d %s" % (len(payload_type), payload_type, len(body), body)
     hint = base64.b64encode(bytes.fromhex((hint_key or key).fingerprint[7:])).decode()
     bundle = {
         "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
         "verificationMaterial": {"publicKey": {"hint": hint}, "tlogEntries": []},
-        "dsseEnvelope": {
-            "payload": base64.b64encode(body).decode(),
-            "payloadType": payload_type.decode(),
-            "signatures": [{"sig": base64.b64encode(key.sign(signed)).decode(), "keyid": ""}],
-        },
+        "dsseEnvelope": dsse_envelope(key, statement(subject_digest or digest)),
     }
     return attach_bundle(seeder, repository, digest, json.dumps(bundle).encode())
 
@@ -223,29 +235,8 @@ def attach_bundle(seeder: Seeder, repository: str, digest: str, bundle_body: byt
 
 def attest_image(seeder: Seeder, repository: str, digest: str, key: SigningKey, statement_body: bytes) -> str:
     """Push a cosign attestation (``sha256-<hex>.att``): a DSSE envelope of ``statement_body`` signed by ``key``."""
-    payload_type = b"application/vnd.in-toto+json"
-    message = b"DSSEv1 %d %s %d %s" % (len(payload_type), payload_type, len(statement_body), statement_body)
-    envelope = json.dumps(
-        {
-            "payloadType": payload_type.decode(),
-            "payload": base64.b64encode(statement_body).decode(),
-            "signatures": [{"keyid": "", "sig": base64.b64encode(key.sign(message)).decode()}],
-        }
-    ).encode()
-    blob = seeder.push_blob(repository, envelope)
-    config = seeder.push_blob(repository, b"{}")
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": config, "size": 2},
-        "layers": [
-            {
-                "mediaType": "application/vnd.dsse.envelope.v1+json",
-                "digest": blob,
-                "size": len(envelope),
-                "annotations": {"predicateType": "https://cyclonedx.org/bom"},
-            }
-        ],
-    }
-    algorithm, _, hexdigest = digest.partition(":")
-    return seeder.push_manifest(repository, f"{algorithm}-{hexdigest}.att", json.dumps(manifest).encode(), OCI_MANIFEST)
+    envelope = json.dumps(dsse_envelope(key, statement_body)).encode()
+    annotations = {"predicateType": "https://cyclonedx.org/bom"}
+    return push_cosign_tag(
+        seeder, repository, digest, "att", "application/vnd.dsse.envelope.v1+json", envelope, annotations
+    )
