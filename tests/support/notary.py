@@ -11,13 +11,12 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.registry import free_port
+from tests.support.serving import terminate, wait_listening
 from tests.support.tls import server_certificate
 
 PASSPHRASES = {
@@ -58,25 +57,11 @@ class NotaryServer:
         )
         log = (self.workdir / "server.log").open("ab")
         self.process = subprocess.Popen(["notary-server", "-config", str(config)], stdout=log, stderr=log)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"notary-server exited: {(self.workdir / 'server.log').read_text()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("notary-server did not start within 15 s")
+        wait_listening(self.process, self.port, self.workdir / "server.log", "notary-server")
+        return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
 
 
 @dataclass

@@ -13,12 +13,13 @@ import shutil
 import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from tests.support.serving import terminate, wait_listening
 
 REGISTRY_BINARY = "docker-registry"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -82,27 +83,11 @@ class RegistryServer:
         return self
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                log = (self.workdir / "registry.log").read_text(errors="replace")
-                raise RuntimeError(f"docker-registry exited: {log[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("docker-registry did not start within 15 s")
+        assert self.process is not None
+        wait_listening(self.process, self.port, self.workdir / "registry.log", "docker-registry")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.process = None
 
 

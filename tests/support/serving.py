@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -24,3 +28,28 @@ def shut_down(server: ThreadingHTTPServer | None) -> None:
     if server is not None:
         server.shutdown()
         server.server_close()
+
+
+def wait_listening(process: subprocess.Popen[bytes], port: int, log: Path, name: str, seconds: float = 15) -> None:
+    """Wait until a started server accepts connections on ``port``; its log's tail if it exits first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{name} did not start within {seconds:g} s")
+
+
+def terminate(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop a server process: politely, then for good after ten seconds."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
