@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol
 
+from imagelock.concurrency import once
 from imagelock.errors import EXIT_CHECK_FAILED, ImagelockError, InputError, NotFoundError
 from imagelock.events import Events
 from imagelock.lockfile import LockedImage
@@ -49,7 +50,6 @@ _FOREIGN_LAYERS = frozenset(
         "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
     }
 )
-K = TypeVar("K")
 
 
 class StaleLockError(ImagelockError):
@@ -223,7 +223,7 @@ class _Copier:
         self, source: Repository, target: Repository, manifest: Manifest, tag: str | None, tally: _Tally
     ) -> None:
         reference = tag or manifest.digest
-        await _once(
+        await once(
             self._manifests,
             (target, reference),
             lambda: self._copy_manifest(source, target, manifest, reference, tally),
@@ -302,7 +302,7 @@ class _Copier:
     # -- blobs -----------------------------------------------------------------------------------
 
     async def _blob(self, source: Repository, target: Repository, blob: Descriptor, tally: _Tally) -> None:
-        await _once(self._blobs, (target, blob.digest), lambda: self._copy_blob(source, target, blob, tally))
+        await once(self._blobs, (target, blob.digest), lambda: self._copy_blob(source, target, blob, tally))
 
     async def _copy_blob(self, source: Repository, target: Repository, blob: Descriptor, tally: _Tally) -> None:
         """Skip a blob the target has; mount one placed in another repository of it; else upload it."""
@@ -374,10 +374,3 @@ def _descriptor_json(descriptor: Descriptor) -> dict[str, object]:
     if descriptor.annotations:
         document["annotations"] = dict(descriptor.annotations)
     return document
-
-
-async def _once(cache: dict[K, asyncio.Future[None]], key: K, work: Callable[[], Awaitable[None]]) -> None:
-    """Run ``work`` once per key for the run; every other caller waits for the same result."""
-    if key not in cache:
-        cache[key] = asyncio.ensure_future(work())
-    await asyncio.shield(cache[key])

@@ -6,12 +6,13 @@ import asyncio
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import httpx
 
+from imagelock.concurrency import once
 from imagelock.errors import NotFoundError, RegistryError
 from imagelock.events import Events
 from imagelock.reference import Repository, is_valid_digest, is_valid_tag
@@ -70,7 +71,7 @@ class RegistryClient:
 
     async def list_tags(self, repository: Repository) -> list[str]:
         """Every valid tag of the repository; listed once per run however many entries ask."""
-        tags = await _once(self._tag_lists, repository, lambda: self._list_tags(repository))
+        tags = await once(self._tag_lists, repository, lambda: self._list_tags(repository))
         return list(tags)
 
     async def _list_tags(self, repository: Repository) -> list[str]:
@@ -103,7 +104,7 @@ class RegistryClient:
         """The manifest or index a tag or digest names, verified against its digest; fetched once per run."""
         if not is_valid_digest(reference) and not is_valid_tag(reference):
             raise RegistryError(f"refusing to request invalid tag {reference!r} of {repository}")
-        return await _once(self._manifests, (repository, reference), lambda: self._get_manifest(repository, reference))
+        return await once(self._manifests, (repository, reference), lambda: self._get_manifest(repository, reference))
 
     async def head_manifest(self, repository: Repository, reference: str) -> str | None:
         """The digest a tag (or digest) names now, from a HEAD, which Docker Hub does not count as a pull.
@@ -287,15 +288,7 @@ class RegistryClient:
         )
 
 
-K = TypeVar("K")
 V = TypeVar("V")
-
-
-async def _once(cache: dict[K, asyncio.Future[V]], key: K, fetch: Callable[[], Awaitable[V]]) -> V:
-    """Share one in-flight or finished fetch among every caller asking for the same key in a run."""
-    if key not in cache:
-        cache[key] = asyncio.ensure_future(fetch())
-    return await asyncio.shield(cache[key])
 
 
 def _done(value: V) -> asyncio.Future[V]:
