@@ -25,7 +25,7 @@ from imagelock.concurrency import once
 from imagelock.errors import EXIT_CHECK_FAILED, ImagelockError, InputError, NotFoundError
 from imagelock.events import Events
 from imagelock.lockfile import LockedImage
-from imagelock.reference import DOCKER_HUB, Repository, is_valid_registry_host, parse_repository
+from imagelock.reference import DOCKER_HUB, Repository, is_valid_registry_host, names_registry_host, parse_repository
 from imagelock.registry.client import RegistryClient
 from imagelock.registry.manifests import (
     INDEX_TYPES,
@@ -82,8 +82,7 @@ def parse_target(text: str) -> Target:
     if "://" in value:
         raise InputError(f"mirror target {text!r}: give a registry host and optional path, without a scheme")
     host, _, prefix = value.partition("/")
-    looks_like_host = "." in host or ":" in host or host.lower() == "localhost"
-    if not host or not looks_like_host or not is_valid_registry_host(host):
+    if not host or not names_registry_host(host) or not is_valid_registry_host(host):
         raise InputError(
             f"mirror target {text!r}: must start with a registry host (a name with a dot or a port, or localhost),"
             " e.g. registry.internal:5000/mirror"

@@ -102,11 +102,16 @@ def parse_repository(text: str) -> Repository:
     return reference.repository
 
 
+def names_registry_host(component: str) -> bool:
+    """Docker's rule for the first component of a name: a dot, a port or ``localhost`` makes it a registry host."""
+    return "." in component or ":" in component or component == "localhost"
+
+
 def _parse_name(name: str, *, original: str) -> Repository:
     if len(name) > _MAX_NAME_LENGTH:
         raise InvalidReferenceError(f"invalid image reference {original!r}: name longer than {_MAX_NAME_LENGTH}")
     first, _, rest = name.partition("/")
-    has_domain = bool(rest) and ("." in first or ":" in first or first == "localhost" or first != first.lower())
+    has_domain = bool(rest) and (names_registry_host(first) or first != first.lower())
     if has_domain:
         if not _DOMAIN.fullmatch(first):
             raise InvalidReferenceError(f"invalid image reference {original!r}: bad registry host {first!r}")

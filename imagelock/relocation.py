@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 from imagelock.errors import InvalidReferenceError
 from imagelock.lockfile import LockedImage
-from imagelock.reference import DOCKER_HUB, is_valid_registry_host, parse_repository
+from imagelock.reference import DOCKER_HUB, is_valid_registry_host, names_registry_host, parse_repository
 
 _PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
@@ -76,8 +76,7 @@ def parse_prefix(text: str, *, rule: str, side: str) -> Prefix:
         raise invalid("empty")
     if "@" in text or ":" in path:
         raise invalid("a repository prefix has no tag or digest")
-    looks_like_host = "." in host or ":" in host or host == "localhost"
-    if not looks_like_host or not is_valid_registry_host(host):
+    if not names_registry_host(host) or not is_valid_registry_host(host):
         raise invalid(f"{host!r} is not a registry host (start with one, e.g. docker.io/library/nginx)")
     host = host.lower()
     if host in _DOCKER_HUB_ALIASES:
