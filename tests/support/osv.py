@@ -10,11 +10,11 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.support.serving import serve, shut_down
+from tests.support.serving import QuietHandler, serve, shut_down
 
 
 @dataclass
@@ -33,35 +33,24 @@ class OsvServer:
     def start(self) -> OsvServer:
         osv = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def _send(self, status: int, document: object) -> None:
-                body = json.dumps(document).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 osv.requests[self.path] += 1
                 length = int(self.headers.get("Content-Length", "0"))
                 queries = json.loads(self.rfile.read(length))["queries"]
                 if osv.failing or self.path != "/v1/querybatch":
-                    self._send(500, {"message": "internal error"})
+                    self.send_json(500, {"message": "internal error"})
                     return
-                self._send(200, {"results": [osv.answer(query) for query in queries]})
+                self.send_json(200, {"results": [osv.answer(query) for query in queries]})
 
             def do_GET(self) -> None:
                 osv.requests[self.path] += 1
                 identifier = self.path.removeprefix("/v1/vulns/")
                 found = [record for record in osv.records if record["id"] == identifier]
                 if osv.failing or not found:
-                    self._send(404, {"message": "not found"})
+                    self.send_json(404, {"message": "not found"})
                     return
-                self._send(200, found[0])
+                self.send_json(200, found[0])
 
         self.server = serve(Handler)
         return self
@@ -100,23 +89,13 @@ class StaticServer:
     def start(self) -> StaticServer:
         root = self.root
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 path = (root / self.path.lstrip("/")).resolve()
                 if not path.is_relative_to(root.resolve()) or not path.is_file():
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
+                    self.send_body(404, b"", "text/plain")
                     return
-                body = path.read_bytes()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/zip")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_body(200, path.read_bytes(), "application/zip")
 
         self.server = serve(Handler)
         return self

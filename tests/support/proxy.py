@@ -18,9 +18,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
-from tests.support.serving import serve, shut_down
+from tests.support.serving import QuietHandler, serve, shut_down
 
 
 @dataclass
@@ -61,11 +61,8 @@ class Proxy:
     def start(self) -> Proxy:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
 
             def _forward(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
@@ -134,7 +131,7 @@ class Proxy:
                 if answer.content_length is not None:
                     self.close_connection = True
 
-            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _forward  # noqa: N815
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _forward
 
         self.server = serve(Handler)
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import threading
@@ -15,6 +16,23 @@ class _QuietServer(ThreadingHTTPServer):
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # a client that hung up (a timeout under test) is not news
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A test server's request handler: no access log on stderr, and JSON answers in one call."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def send_body(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_json(self, status: int, document: object) -> None:
+        self.send_body(status, json.dumps(document).encode(), "application/json")
 
 
 def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from tests.support.serving import serve, shut_down
+from tests.support.serving import QuietHandler, serve, shut_down
 
 SERVICE = "imagelock-test-registry"
 ISSUER = "imagelock-test-issuer"
@@ -98,17 +98,9 @@ class TokenIssuer:
     def start(self) -> TokenIssuer:
         issuer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _reply(self, status: int, document: dict[str, object] | None = None) -> None:
-                body = json.dumps(document or {}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_json(status, document or {})
 
             def do_POST(self) -> None:
                 """The OAuth2 refresh-token grant that ``identitytoken`` credentials use."""
