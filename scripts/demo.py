@@ -5,6 +5,7 @@ Everything runs on loopback; the demo project is left in ./demo/ to look at afte
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,8 @@ IMAGELOCK = [sys.executable, "-m", "imagelock"]
 
 
 def step(title: str) -> None:
-    print(f"\n\033[1m== {title}\033[0m", flush=True)
+    bold = sys.stdout.isatty() and not os.environ.get("NO_COLOR")  # like imagelock itself: plain when piped
+    print(f"\n\033[1m== {title}\033[0m" if bold else f"\n== {title}", flush=True)
 
 
 def run(*arguments: str, cwd: Path) -> None:
