@@ -211,7 +211,12 @@ def _parse_lock(path: Path, document: dict[str, Any]) -> Lock:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that readers see the old file or the new one, never a mix."""
+    """Replace ``path`` with ``text`` so that readers see the old file or the new one, never a mix.
+
+    A symbolic link is written through: the file it points to is replaced, atomically, in that file's
+    own directory, and the link stays a link.
+    """
+    path = _link_target(path)
     directory = path.parent
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -230,6 +235,16 @@ def write_atomic(path: Path, text: str) -> None:
             os.unlink(temporary)
         raise
     _fsync_directory(directory)
+
+
+def _link_target(path: Path) -> Path:
+    """``path`` itself, or for a symbolic link the regular file at the end of its chain."""
+    if not path.is_symlink():
+        return path
+    target = Path(os.path.realpath(path))
+    if not target.is_file():
+        raise InputError(f"{path}: a symbolic link to {target}, which is not a regular file; refusing to write there")
+    return target
 
 
 def _fsync_directory(directory: Path) -> None:

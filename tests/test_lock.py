@@ -288,3 +288,32 @@ class TestStability:
         result = project.run("check")
         assert result.exit_code == 1
         assert "a: not in images.toml" in result.stdout
+
+
+def test_a_symlinked_lock_is_updated_through_the_link(project: Project, registry: Registry) -> None:
+    project.write(f'[images.web]\nimage = "{registry.host}/library/nginx"\ntag = "1.26.2"\n')
+    lock_ok(project)
+    shared = project.directory.parent / "shared-locks"
+    shared.mkdir()
+    project.lock.rename(shared / "web.lock")
+    project.lock.symlink_to(shared / "web.lock")
+    project.write(f'[images.web]\nimage = "{registry.host}/library/nginx"\ntag = "1.25.4"\n')
+
+    entry = lock_ok(project)["web"]
+
+    assert project.lock.is_symlink()
+    assert entry["digest"] == registry.image("library/nginx:1.25.4").digest
+    assert sorted(p.name for p in shared.iterdir()) == ["web.lock"]
+    assert project.run("check").exit_code == 0
+
+
+def test_a_dangling_symlinked_lock_is_refused_in_one_line(project: Project, registry: Registry) -> None:
+    project.lock.symlink_to(project.directory / "gone" / "images.lock")
+    project.write(f'[images.web]\nimage = "{registry.host}/library/nginx"\ntag = "1.26.2"\n')
+
+    result = project.run("lock")
+
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "a symbolic link to" in result.stderr
+    assert sorted(p.name for p in project.directory.iterdir()) == ["images.lock", "images.toml"]

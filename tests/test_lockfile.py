@@ -149,3 +149,45 @@ def test_a_failure_while_replacing_leaves_the_old_lock(tmp_path: Path, monkeypat
         write_atomic(path, "new lock\n")
     assert path.read_bytes() == b"old lock\n"
     assert [p.name for p in directory.iterdir()] == ["images.lock"]
+
+
+def test_a_symlinked_lock_is_written_through_and_stays_a_link(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    project = tmp_path / "project"
+    shared.mkdir()
+    project.mkdir()
+    (shared / "images.lock").write_text("old")
+    (shared / "images.lock").chmod(0o640)
+    link = project / "images.lock"
+    link.symlink_to(Path("..") / "shared" / "images.lock")
+
+    write_atomic(link, "new")
+
+    assert link.is_symlink()
+    assert os.readlink(link) == os.path.join("..", "shared", "images.lock")
+    assert (shared / "images.lock").read_text() == "new"
+    assert (shared / "images.lock").stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in shared.iterdir()] == ["images.lock"]  # the temporary file sat beside the target
+    assert [p.name for p in project.iterdir()] == ["images.lock"]
+
+
+def test_a_chain_of_links_is_followed_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "real.lock").write_text("old")
+    (tmp_path / "middle.lock").symlink_to("real.lock")
+    (tmp_path / "images.lock").symlink_to("middle.lock")
+    write_atomic(tmp_path / "images.lock", "new")
+    assert (tmp_path / "real.lock").read_text() == "new"
+    assert (tmp_path / "images.lock").is_symlink()
+    assert (tmp_path / "middle.lock").is_symlink()
+
+
+@pytest.mark.parametrize("target", ["missing.lock", "a-directory", "loop.lock"])
+def test_a_link_to_anything_but_a_file_is_refused_and_nothing_is_written(tmp_path: Path, target: str) -> None:
+    (tmp_path / "a-directory").mkdir()
+    (tmp_path / "loop.lock").symlink_to("images.lock")
+    (tmp_path / "images.lock").symlink_to(target)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(InputError, match=r"images\.lock: a symbolic link to .*not a regular file"):
+        write_atomic(tmp_path / "images.lock", "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert list((tmp_path / "a-directory").iterdir()) == []
