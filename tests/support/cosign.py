@@ -173,14 +173,16 @@ def rekor_bundle(log: SigningKey, signed_payload: bytes, signature: str, signer:
 BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+SIGNATURE_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 
 
-def statement(digest: str) -> bytes:
+def statement(digest: str, predicate_type: str = SIGNATURE_PREDICATE) -> bytes:
+    """The in-toto statement cosign signs: a signature by default, an attestation of another predicate type."""
     algorithm, _, hexdigest = digest.partition(":")
     document = {
         "_type": "https://in-toto.io/Statement/v1",
         "subject": [{"name": "", "digest": {algorithm: hexdigest}}],
-        "predicateType": "https://sigstore.dev/cosign/sign/v1",
+        "predicateType": predicate_type,
         "predicate": {},
     }
     return json.dumps(document, separators=(",", ":")).encode()
@@ -194,18 +196,20 @@ def sign_image_bundle(
     *,
     hint_key: SigningKey | None = None,
     subject_digest: str | None = None,
+    predicate_type: str = SIGNATURE_PREDICATE,
 ) -> str:
     """Attach a cosign v3 key-based sigstore bundle to ``repository@digest`` as an OCI referrer.
 
     The registry has no referrers API, so the referrer is listed in an index at tag
     ``sha256-<hex>``, as cosign does. ``hint_key`` puts another key's hint in the bundle (the
-    verifier must ignore it); ``subject_digest`` names another image in the signed statement.
+    verifier must ignore it); ``subject_digest`` names another image in the signed statement;
+    another ``predicate_type`` makes it an attestation (``cosign attest``), stored the same way.
     """
     hint = base64.b64encode(bytes.fromhex((hint_key or key).fingerprint[7:])).decode()
     bundle = {
         "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
         "verificationMaterial": {"publicKey": {"hint": hint}, "tlogEntries": []},
-        "dsseEnvelope": dsse_envelope(key, statement(subject_digest or digest)),
+        "dsseEnvelope": dsse_envelope(key, statement(subject_digest or digest, predicate_type)),
     }
     return attach_bundle(seeder, repository, digest, json.dumps(bundle).encode())
 
