@@ -132,16 +132,13 @@ def push_cosign_tag(
 
 
 def dsse_envelope(
-    key: SigningKey, body: bytes, payload_type: str = "application/vnd.in-toto+json"
+    key: SigningKey | None, body: bytes, payload_type: str = "application/vnd.in-toto+json"
 ) -> dict[str, object]:
-    """A DSSE envelope of ``body`` signed by ``key`` over the DSSE pre-authentication encoding."""
+    """A DSSE envelope of ``body`` signed by ``key`` over the DSSE pre-authentication encoding (unsigned: None)."""
     encoded_type = payload_type.encode()
     signed = b"DSSEv1 %d %s %d %s" % (len(encoded_type), encoded_type, len(body), body)
-    return {
-        "payload": base64.b64encode(body).decode(),
-        "payloadType": payload_type,
-        "signatures": [{"sig": base64.b64encode(key.sign(signed)).decode(), "keyid": ""}],
-    }
+    signatures = [{"sig": base64.b64encode(key.sign(signed)).decode(), "keyid": ""}] if key is not None else []
+    return {"payload": base64.b64encode(body).decode(), "payloadType": payload_type, "signatures": signatures}
 
 
 REKOR_BUNDLE = "dev.sigstore.cosign/bundle"
@@ -237,7 +234,7 @@ def attach_bundle(seeder: Seeder, repository: str, digest: str, bundle_body: byt
     return manifest_digest
 
 
-def attest_image(seeder: Seeder, repository: str, digest: str, key: SigningKey, statement_body: bytes) -> str:
+def attest_image(seeder: Seeder, repository: str, digest: str, key: SigningKey | None, statement_body: bytes) -> str:
     """Push a cosign attestation (``sha256-<hex>.att``): a DSSE envelope of ``statement_body`` signed by ``key``."""
     envelope = json.dumps(dsse_envelope(key, statement_body)).encode()
     annotations = {"predicateType": "https://cyclonedx.org/bom"}
