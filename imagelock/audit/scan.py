@@ -16,7 +16,6 @@ Where the packages come from, in order:
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -29,6 +28,7 @@ from imagelock.audit.sbom import NotAnSbomError, parse_sbom, statement_sbom, sta
 from imagelock.concurrency import all_or_first_failure
 from imagelock.errors import DataUnavailableError, NotFoundError, RegistryError
 from imagelock.trust import CosignPolicy, SignatureError
+from imagelock.trust.statements import open_attestation
 
 if TYPE_CHECKING:
     from imagelock.audit.database import Database
@@ -237,7 +237,7 @@ async def _cosign_sbom(
             continue
         blob = await client.get_blob(repository, layer.digest, max_bytes=MAX_ATTESTATION_BYTES)
         try:
-            body = _open_attestation(blob, subject, policy)
+            body = open_attestation(blob, policy.keys, subject)
         except SignatureError as error:
             notes.append(f"{repository}:{tag}: cosign attestation not used: {error}")
             continue
@@ -245,19 +245,6 @@ async def _cosign_sbom(
         if found is not None:
             return found
     return None
-
-
-def _open_attestation(blob: bytes, subject: str, policy: CosignPolicy) -> bytes:
-    """The statement of a cosign attestation about ``subject``, signed by one of the policy's keys."""
-    from imagelock.trust.statements import check_statement, open_envelope
-
-    try:
-        envelope = json.loads(blob)
-    except ValueError:
-        raise SignatureError("not a DSSE envelope") from None
-    payload_type, body, _ = open_envelope(envelope, policy.keys)
-    check_statement(payload_type, body, subject)
-    return body
 
 
 def _sbom_of(statement: bytes, source: str) -> Inventory | None:

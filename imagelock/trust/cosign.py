@@ -180,7 +180,7 @@ def verify_bundle(bundle: bytes, keys: Sequence[PublicKey], digest: str) -> Publ
     """A key-based sigstore bundle: its DSSE signature by one of ``keys``, a signature statement about ``digest``."""
     try:
         envelope = json.loads(bundle)["dsseEnvelope"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise SignatureError("not a sigstore bundle with a DSSE envelope") from None
     payload_type, body, key = open_envelope(envelope, keys)
     check_signature_statement(payload_type, body, digest)

@@ -111,12 +111,12 @@ class KeylessResult:
 def verify_keyless_bundle(bundle_json: bytes, policy: KeylessPolicy) -> KeylessResult:
     """Verify a keyless bundle offline: who signed it, and what they signed. Raises SignatureError."""
     from sigstore.errors import Error as SigstoreError
-    from sigstore.models import Bundle, InvalidBundle
+    from sigstore.models import Bundle
 
     try:
         bundle = Bundle.from_json(bundle_json)
-    except (InvalidBundle, ValueError) as error:
-        raise SignatureError(f"not a valid sigstore bundle: {error}") from None
+    except (SigstoreError, ValueError) as error:  # InvalidBundle, or VerificationError for a malformed timestamp
+        raise SignatureError(f"not a valid sigstore bundle: {_first_line(error)}") from None
     try:
         payload_type, payload = policy.verifier.verify_dsse(bundle, policy.identity_policy())
     except (SigstoreError, ValueError) as error:

@@ -57,18 +57,39 @@ def _check_subject(statement: dict[str, object], digest: str) -> None:
         raise SignatureError(f"signed statement's subject is not {digest}")
 
 
+def open_attestation(blob: bytes, keys: Sequence[PublicKey], subject: str) -> bytes:
+    """The in-toto statement of a DSSE envelope (cosign's ``.att`` layer) one of ``keys`` signed about ``subject``."""
+    try:
+        envelope = json.loads(blob)
+    except (ValueError, RecursionError):
+        raise SignatureError("not a DSSE envelope") from None
+    payload_type, body, _ = open_envelope(envelope, keys)
+    check_statement(payload_type, body, subject)
+    return body
+
+
 def read_envelope(envelope: object) -> tuple[str, bytes, list[bytes]]:
     """``(payloadType, payload, signatures)`` of a DSSE envelope, unverified."""
+    if not isinstance(envelope, dict):
+        raise SignatureError("not a DSSE envelope")
     try:
-        assert isinstance(envelope, dict)
         payload_type = envelope["payloadType"]
         body = base64.b64decode(envelope["payload"], validate=True)
         signatures = [base64.b64decode(item["sig"], validate=True) for item in envelope["signatures"]]
-    except (AssertionError, ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, binascii.Error):
         raise SignatureError("not a DSSE envelope") from None
-    if not isinstance(payload_type, str):
-        raise SignatureError("DSSE payloadType is not a string")
+    if not isinstance(payload_type, str) or not _is_utf8(payload_type):
+        raise SignatureError("DSSE payloadType is not a UTF-8 string")
     return payload_type, body, signatures
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a string holding lone surrogates (which JSON can escape): no signer can have signed it as UTF-8."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def open_envelope(envelope: object, keys: Sequence[PublicKey]) -> tuple[str, bytes, PublicKey]:

@@ -146,6 +146,11 @@ REKOR_BUNDLE = "dev.sigstore.cosign/bundle"
 
 def rekor_bundle(log: SigningKey, signed_payload: bytes, signature: str, signer: SigningKey, index: int = 7) -> str:
     """The Rekor SET annotation cosign attaches: a hashedrekord entry for the signature, signed by ``log``."""
+    return rekor_set(log, hashedrekord(signed_payload, signature, signer), index)
+
+
+def hashedrekord(signed_payload: bytes, signature: str, signer: SigningKey) -> bytes:
+    """The body of the transparency-log entry for a signature: the payload's hash, the signature, the signer's key."""
     body = {
         "apiVersion": "0.0.1",
         "kind": "hashedrekord",
@@ -157,8 +162,13 @@ def rekor_bundle(log: SigningKey, signed_payload: bytes, signature: str, signer:
             },
         },
     }
+    return json.dumps(body).encode()
+
+
+def rekor_set(log: SigningKey, entry_body: bytes, index: int = 7) -> str:
+    """A Rekor SET annotation by ``log`` for an entry of ``entry_body``."""
     entry = {
-        "body": base64.b64encode(json.dumps(body).encode()).decode(),
+        "body": base64.b64encode(entry_body).decode(),
         "integratedTime": 1700000000,
         "logID": log.fingerprint.removeprefix("sha256:"),
         "logIndex": index,
@@ -202,13 +212,19 @@ def sign_image_bundle(
     verifier must ignore it); ``subject_digest`` names another image in the signed statement;
     another ``predicate_type`` makes it an attestation (``cosign attest``), stored the same way.
     """
+    bundle = key_bundle(key, statement(subject_digest or digest, predicate_type), hint_key=hint_key)
+    return attach_bundle(seeder, repository, digest, bundle)
+
+
+def key_bundle(key: SigningKey, statement_body: bytes, *, hint_key: SigningKey | None = None) -> bytes:
+    """The sigstore bundle ``cosign sign --key`` (v3) writes: a DSSE envelope of ``statement_body`` and a key hint."""
     hint = base64.b64encode(bytes.fromhex((hint_key or key).fingerprint[7:])).decode()
     bundle = {
-        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "mediaType": BUNDLE_TYPE,
         "verificationMaterial": {"publicKey": {"hint": hint}, "tlogEntries": []},
-        "dsseEnvelope": dsse_envelope(key, statement(subject_digest or digest, predicate_type)),
+        "dsseEnvelope": dsse_envelope(key, statement_body),
     }
-    return attach_bundle(seeder, repository, digest, json.dumps(bundle).encode())
+    return json.dumps(bundle).encode()
 
 
 def attach_bundle(seeder: Seeder, repository: str, digest: str, bundle_body: bytes) -> str:
