@@ -8,8 +8,8 @@ Where the packages come from, in order:
    bound to the lock like the image's own layers, and trusted as much as the image itself;
 2. a cosign attestation (``sha256-<digest>.att``) of the platform or the index with an SBOM predicate,
    only under a ``cosign`` key policy: its DSSE signature must verify with the policy's keys and its
-   statement must name the digest. A tag anyone who may push can attach vouches for nothing
-   otherwise, so without such a policy (none, or a method that cannot check it) it is not used;
+   statement must name the digest. Anyone who may push to the repository can attach such a tag, so
+   without that policy (none, or a method that cannot check it) it is not used;
 3. the image's own layers, streamed (``imagelock.audit.layers``).
 """
 
