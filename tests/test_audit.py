@@ -247,14 +247,24 @@ def test_gate_skips_a_vulnerable_newer_tag_in_lock_why_and_update(project: Proje
     assert project.lock.read_bytes() == before
 
 
-def cyclonedx_statement(digest: str) -> bytes:
-    """The shared CycloneDX SBOM of alpine 3.16.2 (musl 1.2.3-r0), as the predicate of a statement about ``digest``."""
-    bom = json.loads(vulndata("sbom/alpine-3.16.2.syft.cdx14.json").read_bytes())
+def cyclonedx_statement(digest: str, bom: dict[str, Any] | None = None) -> bytes:
+    """A statement about ``digest`` carrying ``bom``, by default the shared SBOM of alpine 3.16.2 (musl 1.2.3-r0)."""
+    if bom is None:
+        bom = json.loads(vulndata("sbom/alpine-3.16.2.syft.cdx14.json").read_bytes())
     subject = [{"name": "", "digest": {"sha256": digest.removeprefix("sha256:")}}]
     return json.dumps(
         {"_type": "https://in-toto.io/Statement/v0.1", "predicateType": "https://cyclonedx.org/bom", "subject": subject}
         | {"predicate": bom}
     ).encode()
+
+
+def write_cosign_policy_config(project: Project, key: SigningKey, image: str) -> None:
+    """images.toml with one image, ``app``, under a cosign policy of ``key``."""
+    key.write_public(project.directory / "keys" / "team.pub")
+    project.write(
+        '[policies.team]\nmethod = "cosign"\nkey = "keys/team.pub"\n[defaults]\nverify = "team"\n'
+        f'[images]\napp = "{image}"\n'
+    )
 
 
 @pytest.mark.parametrize("signer", ["policy key", "another key"])
@@ -272,11 +282,7 @@ def test_a_cosign_attestation_is_used_only_when_the_policy_key_signed_it(
         key if signer == "policy key" else other,
         cyclonedx_statement(image.digest),
     )
-    key.write_public(project.directory / "keys" / "team.pub")
-    project.write(
-        '[policies.team]\nmethod = "cosign"\nkey = "keys/team.pub"\n[defaults]\nverify = "team"\n'
-        f'[images]\napp = "{registry.host}/{repository}:1"\n'
-    )
+    write_cosign_policy_config(project, key, f"{registry.host}/{repository}:1")
     assert project.run("lock").exit_code == 0
     report = audit_json(project, "--db", str(vulndata("osv")))[1]
     (platform,) = report["images"][0]["platforms"]
@@ -291,18 +297,37 @@ def test_a_cosign_attestation_is_used_only_when_the_policy_key_signed_it(
 
 
 def test_an_attestation_about_another_digest_is_not_used(project: Project, registry: Registry) -> None:
-    image = push_layered(registry.seeder, "audit/misattested", "1", [inventory("alpine318")])
-    attest_image(
-        registry.seeder,
-        "audit/misattested",
-        image.digest,
-        SigningKey.ecdsa(),
-        cyclonedx_statement("sha256:" + "0" * 64),
-    )
-    project.write(f'[images]\napp = "{registry.host}/audit/misattested:1"\n')
+    """Signed by the policy key, but about another image: the layers are read."""
+    repository = "audit/misattested"
+    image = push_layered(registry.seeder, repository, "1", [inventory("alpine318")])
+    key = SigningKey.ecdsa()
+    sign_image(registry.seeder, registry.host, repository, image.digest, key)
+    attest_image(registry.seeder, repository, image.digest, key, cyclonedx_statement("sha256:" + "0" * 64))
+    write_cosign_policy_config(project, key, f"{registry.host}/{repository}:1")
     assert project.run("lock").exit_code == 0
     (platform,) = audit_json(project, "--db", str(vulndata("osv")))[1]["images"][0]["platforms"]
     assert platform["source"] == "layers"
+    assert any(f"subject is not {image.digest}" in note for note in platform["notes"])
+
+
+def test_an_unsigned_attestation_cannot_hide_the_vulnerabilities_in_the_layers(
+    project: Project, registry: Registry
+) -> None:
+    """Anyone who may push to the repository can attach an attestation; without a policy key it proves nothing."""
+    repository = "audit/unsigned-attestation"
+    image = push_layered(registry.seeder, repository, "1", [inventory("alpine318")])
+    empty_sbom = {"bomFormat": "CycloneDX", "specVersion": "1.4", "components": []}
+    attest_image(registry.seeder, repository, image.digest, None, cyclonedx_statement(image.digest, empty_sbom))
+    project.write(f'[images]\napp = "{registry.host}/{repository}:1"\n')
+    assert project.run("lock").exit_code == 0
+
+    code, report = audit_json(project, "--db", str(vulndata("osv")))
+
+    assert code == 1
+    (platform,) = report["images"][0]["platforms"]
+    assert platform["source"] == "layers"
+    assert {f["package"] for f in report["images"][0]["findings"]} == {"musl", "musl-utils"}
+    assert any("cosign attestation not used" in note for note in platform["notes"])
 
 
 def test_a_big_layer_streams_through_without_being_held(

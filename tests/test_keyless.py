@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from imagelock.trust import KeylessPolicy, SignatureError
 from imagelock.trust.keyless import verify_keyless_bundle
+from imagelock.trust.statements import check_signature_statement, check_statement
 from tests.conftest import Project, Registry
 from tests.support.cosign import SigningKey, attach_bundle, sign_image_bundle
 from tests.support.interop import Case, interop_cases, interop_folder, mutated, needs_interop
 
 INTEROP = interop_folder("sigstore")
 ATTESTATION = INTEROP / "cosign-oci-attestation"
-SIGNED_DIGEST = "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4"
+ATTESTATION_PREDICATE = "https://cosign.sigstore.dev/attestation/v1"
 
 
 def _mutated(relative: str, case: Case) -> bytes:
@@ -28,23 +31,32 @@ CASES = interop_cases(INTEROP)
 @needs_interop
 @pytest.mark.parametrize("case", CASES, ids=[str(case["id"]) for case in CASES])
 def test_interop_sigstore_vectors(case: dict[str, object], tmp_path: Path) -> None:
-    """Bundles made by cosign and sigstore-python verify offline; every tampered or mis-trusted variant fails."""
+    """Bundles made by cosign and sigstore-python verify offline; every tampered or mis-trusted variant fails.
+
+    Both valid bundles are attestations (of a cosign predicate, of SLSA provenance): they prove what they
+    sign, and a signature policy still refuses them, since only cosign's signature predicate is a signature.
+    """
     root = tmp_path / "trusted_root.json"
     root.write_bytes(_mutated(str(case["trusted_root"]), case))
     identity = case["identity"]
     policy = KeylessPolicy.create("case", identity["oidc_issuer"], identity["san"], None, root)  # type: ignore[index]
-    claims = case.get("expected_claims") or {}
-    subjects = claims.get("subject") or []  # type: ignore[attr-defined]
-    digest = f"sha256:{subjects[0]['digest']['sha256']}" if subjects else None
     bundle = _mutated(str(case["bundle"]), case)
-    if case["expected"] == "valid":
-        result = verify_keyless_bundle(bundle, policy, digest)
-        assert result.identity == identity["san"]  # type: ignore[index]
-        if "rekor" in claims:  # type: ignore[operator]
-            assert result.log_index == str(claims["rekor"]["logIndex"])  # type: ignore[index]
-    else:
+    if case["expected"] != "valid":
         with pytest.raises(SignatureError):
-            verify_keyless_bundle(bundle, policy, digest)
+            verify_keyless_bundle(bundle, policy)
+        return
+    claims: dict[str, Any] = case["expected_claims"]  # type: ignore[assignment]
+    result = verify_keyless_bundle(bundle, policy)
+    assert result.identity == identity["san"]  # type: ignore[index]
+    assert result.log_index == str(claims["rekor"]["logIndex"])
+    signed = json.loads(result.payload)
+    assert (result.payload_type, signed["predicateType"]) == (claims["payloadType"], claims["predicateType"])
+    digest = f"sha256:{claims['subject'][0]['digest']['sha256']}"
+    check_statement(result.payload_type, result.payload, digest)
+    with pytest.raises(
+        SignatureError, match=re.escape(f"an attestation of predicate type '{claims['predicateType']}'")
+    ):
+        check_signature_statement(result.payload_type, result.payload, digest)
 
 
 @needs_interop
@@ -57,36 +69,44 @@ def test_identity_regexp_must_match_the_whole_identity(pattern: str, valid: bool
     )
     bundle = (ATTESTATION / "oci-attestation.sigstore.json").read_bytes()
     if valid:
-        assert verify_keyless_bundle(bundle, policy, SIGNED_DIGEST).identity == "cody@soyland.com"
+        assert verify_keyless_bundle(bundle, policy).identity == "cody@soyland.com"
     else:
         with pytest.raises(SignatureError, match="no certificate identity matches"):
-            verify_keyless_bundle(bundle, policy, SIGNED_DIGEST)
+            verify_keyless_bundle(bundle, policy)
 
 
-def keyless_config(project: Project, registry: Registry, repository: str, identity: str = "cody@soyland.com") -> str:
+def keyless_config(
+    project: Project, registry: Registry, repository: str, selector: str = 'version = ">=1"', verify: str = '"upstream"'
+) -> str:
     (project.directory / "trust").mkdir(exist_ok=True)
     (project.directory / "trust" / "root.json").write_bytes((ATTESTATION / "trusted_root_pgi.json").read_bytes())
     return (
         '[policies.upstream]\nmethod = "cosign-keyless"\nissuer = "https://github.com/login/oauth"\n'
-        f'identity = "{identity}"\ntrusted-root = "trust/root.json"\n'
-        f'[images.app]\nimage = "{registry.host}/{repository}"\nversion = ">=1"\nverify = "upstream"\n'
+        'identity = "cody@soyland.com"\ntrusted-root = "trust/root.json"\n'
+        f'[images.app]\nimage = "{registry.host}/{repository}"\n{selector}\nverify = {verify}\n'
     )
 
 
 @needs_interop
-def test_a_valid_keyless_bundle_copied_onto_another_image_is_rejected(project: Project, registry: Registry) -> None:
-    """The signature, certificate, identity and log entry are all genuine: only the subject betrays it."""
-    repository = "keyless/copied"
+def test_the_upstream_cosign_attestation_is_not_a_keyless_signature(project: Project, registry: Registry) -> None:
+    """Its certificate, identity, log entry and DSSE signature are genuine, but ``cosign attest`` made it."""
+    repository = "keyless/attested"
     image = registry.seeder.push_image(repository, "1.0.0")
     attach_bundle(
         registry.seeder, repository, image.digest, (ATTESTATION / "oci-attestation.sigstore.json").read_bytes()
     )
-    project.write(keyless_config(project, registry, repository))
+    project.write(keyless_config(project, registry, repository, 'tag = "1.0.0"', verify="false"))
+    assert project.run("lock").exit_code == 0
+    before = project.lock.read_bytes()
+
+    project.write(keyless_config(project, registry, repository, 'tag = "1.0.0"'))
     result = project.run("lock")
+
     assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
     assert "[images.app]" in result.stderr
-    assert f"signed statement's subject is not {image.digest}" in result.stderr
-    assert not project.lock.exists()
+    assert f"an attestation of predicate type {ATTESTATION_PREDICATE!r}, not a signature" in result.stderr
+    assert project.lock.read_bytes() == before
 
 
 @needs_interop

@@ -18,7 +18,16 @@ from imagelock.trust.cosign import verify_simple_signing
 from imagelock.trust.keys import load_public_key
 from imagelock.trust.rekor import verify_signed_entry
 from tests.conftest import Project, Registry
-from tests.support.cosign import SigningKey, payload, rekor_bundle, sign_image, sign_image_bundle
+from tests.support.cosign import (
+    SigningKey,
+    dsse_envelope,
+    payload,
+    push_cosign_tag,
+    rekor_bundle,
+    sign_image,
+    sign_image_bundle,
+    statement,
+)
 from tests.support.interop import Case, interop_cases, interop_folder, mutated
 from tests.support.proxy import Answer, Proxy
 from tests.support.registry import PushedImage
@@ -355,6 +364,45 @@ def test_v3_bundle_attacks_are_rejected(
     result = project.run("lock")
     assert result.exit_code == 1
     assert message in result.stderr
+    assert not project.lock.exists()
+
+
+SBOM_PREDICATE = "https://spdx.dev/Document"
+
+
+def test_a_v3_bundle_holding_an_attestation_by_the_policy_key_is_not_a_signature(
+    project: Project, registry: Registry, key: SigningKey, repository: str
+) -> None:
+    """``cosign attest`` stores an SBOM beside signatures, under the same artifact type and the same key."""
+    image = registry.seeder.push_image(repository, "stable")
+    sign_image_bundle(registry.seeder, repository, image.digest, key)
+    project.write(policy_config(project, key) + image_entry(registry, repository, 'tag = "stable"'))
+    assert project.run("lock").exit_code == 0
+    before = project.lock.read_bytes()
+
+    moved = registry.seeder.push_image(repository, "stable", salt="attested, never signed")
+    sign_image_bundle(registry.seeder, repository, moved.digest, key, predicate_type=SBOM_PREDICATE)
+    result = project.run("update")
+
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert f"an attestation of predicate type {SBOM_PREDICATE!r}, not a signature" in result.stderr
+    assert project.lock.read_bytes() == before
+
+
+def test_an_attestation_at_the_sig_tag_is_not_a_signature(
+    project: Project, registry: Registry, key: SigningKey, repository: str
+) -> None:
+    """A legacy signature is a simple-signing layer: a DSSE attestation signed by the policy key is not one."""
+    image = registry.seeder.push_image(repository, "1.0.0")
+    envelope = json.dumps(dsse_envelope(key, statement(image.digest, SBOM_PREDICATE))).encode()
+    push_cosign_tag(
+        registry.seeder, repository, image.digest, "sig", "application/vnd.dsse.envelope.v1+json", envelope, {}
+    )
+    project.write(policy_config(project, key) + image_entry(registry, repository, 'tag = "1.0.0"'))
+    result = project.run("lock")
+    assert result.exit_code == 1
+    assert "the .sig manifest has no simple-signing layer" in result.stderr
     assert not project.lock.exists()
 
 

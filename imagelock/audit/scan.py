@@ -4,19 +4,18 @@ layers), matched against OSV records, judged by the image's audit policy.
 Where the packages come from, in order:
 
 1. a BuildKit SBOM attestation: the index's attestation manifest for the platform, whose in-toto
-   layer carries an SPDX or CycloneDX predicate. It is reached through the locked digest, so it is
-   as trustworthy as the image itself;
-2. a cosign attestation (``sha256-<digest>.att``) of the platform or the index with an SBOM predicate.
-   Under a ``cosign`` key policy its DSSE signature must verify with the policy's keys and its
-   statement must name the digest; an attestation that does not is not used. Without a policy the
-   statement must still name the digest. Under another method it cannot be checked and is not used;
+   layer carries an SPDX or CycloneDX predicate. The locked index names it by digest, so it is
+   bound to the lock like the image's own layers, and trusted as much as the image itself;
+2. a cosign attestation (``sha256-<digest>.att``) of the platform or the index with an SBOM predicate,
+   only under a ``cosign`` key policy: its DSSE signature must verify with the policy's keys and its
+   statement must name the digest. Anyone who may push to the repository can attach such a tag, so
+   without that policy (none, or a method that cannot check it) it is not used;
 3. the image's own layers, streamed (``imagelock.audit.layers``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -29,6 +28,7 @@ from imagelock.audit.sbom import NotAnSbomError, parse_sbom, statement_sbom, sta
 from imagelock.concurrency import all_or_first_failure
 from imagelock.errors import DataUnavailableError, NotFoundError, RegistryError
 from imagelock.trust import CosignPolicy, SignatureError
+from imagelock.trust.statements import open_attestation
 
 if TYPE_CHECKING:
     from imagelock.audit.database import Database
@@ -228,15 +228,16 @@ async def _cosign_sbom(
         manifest = await client.get_manifest(repository, tag)
     except NotFoundError:
         return None
-    if policy is not None and not isinstance(policy, CosignPolicy):
-        notes.append(f"{repository}:{tag}: cosign attestation not used (policy {policy.name!r} cannot verify it)")
+    if not isinstance(policy, CosignPolicy):
+        why = f"policy {policy.name!r} cannot verify it" if policy is not None else "no cosign key policy to verify it"
+        notes.append(f"{repository}:{tag}: cosign attestation not used ({why})")
         return None
     for layer in manifest.layers:
         if layer.media_type != DSSE_LAYER:
             continue
         blob = await client.get_blob(repository, layer.digest, max_bytes=MAX_ATTESTATION_BYTES)
         try:
-            body = _open_attestation(blob, subject, policy)
+            body = open_attestation(blob, policy.keys, subject)
         except SignatureError as error:
             notes.append(f"{repository}:{tag}: cosign attestation not used: {error}")
             continue
@@ -244,22 +245,6 @@ async def _cosign_sbom(
         if found is not None:
             return found
     return None
-
-
-def _open_attestation(blob: bytes, subject: str, policy: CosignPolicy | None) -> bytes:
-    """The statement of a cosign attestation about ``subject``, signed by the policy's key when there is one."""
-    from imagelock.trust.statements import check_statement, open_envelope, read_envelope
-
-    try:
-        envelope = json.loads(blob)
-    except ValueError:
-        raise SignatureError("not a DSSE envelope") from None
-    if policy is not None:
-        payload_type, body, _ = open_envelope(envelope, policy.keys)
-    else:
-        payload_type, body, _ = read_envelope(envelope)
-    check_statement(payload_type, body, subject)
-    return body
 
 
 def _sbom_of(statement: bytes, source: str) -> Inventory | None:

@@ -26,7 +26,7 @@ from imagelock.reference import Repository, parse_reference
 from imagelock.trust._base import Evidence, SignatureError
 from imagelock.trust.keys import PublicKey
 from imagelock.trust.rekor import BUNDLE_ANNOTATION, verify_signed_entry
-from imagelock.trust.statements import check_statement, open_envelope
+from imagelock.trust.statements import check_signature_statement, open_envelope
 
 if TYPE_CHECKING:
     from imagelock.registry import RegistryClient
@@ -177,13 +177,13 @@ async def find_bundles(
 
 
 def verify_bundle(bundle: bytes, keys: Sequence[PublicKey], digest: str) -> PublicKey:
-    """A key-based sigstore bundle: its DSSE signature by one of ``keys``, its statement's subject ``digest``."""
+    """A key-based sigstore bundle: its DSSE signature by one of ``keys``, a signature statement about ``digest``."""
     try:
         envelope = json.loads(bundle)["dsseEnvelope"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise SignatureError("not a sigstore bundle with a DSSE envelope") from None
     payload_type, body, key = open_envelope(envelope, keys)
-    check_statement(payload_type, body, digest)
+    check_signature_statement(payload_type, body, digest)
     return key
 
 

@@ -3,8 +3,9 @@
 The bundle (``application/vnd.dev.sigstore.bundle.v0.3+json``) is found as an OCI referrer of the
 image, like a key-based v3 bundle. The ``sigstore`` library checks it against the trusted root:
 certificate chain to Fulcio, SCT, transparency-log inclusion, signed time, and the signer's
-identity and OIDC issuer. Then the signed in-toto statement must name the digest imagelock
-computed. sigstore is imported only when a keyless policy is used (it is slow to import).
+identity and OIDC issuer. Then the signed in-toto statement must be a signature, not an attestation,
+and name the digest imagelock computed. sigstore is imported only when a keyless policy is used (it
+is slow to import).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from imagelock.errors import InputError
 from imagelock.trust._base import Evidence, SignatureError
-from imagelock.trust.statements import check_statement
+from imagelock.trust.statements import check_signature_statement
 
 if TYPE_CHECKING:
     from sigstore.verify import Verifier
@@ -103,27 +104,28 @@ class KeylessResult:
     identity: str
     issuer: str
     log_index: str
+    payload_type: str
+    payload: bytes  # what the signer signed, still to be judged: a signature of the image, or an attestation
 
 
-def verify_keyless_bundle(bundle_json: bytes, policy: KeylessPolicy, digest: str | None) -> KeylessResult:
-    """Verify a keyless bundle offline; with ``digest``, its statement must name it. Raises SignatureError."""
+def verify_keyless_bundle(bundle_json: bytes, policy: KeylessPolicy) -> KeylessResult:
+    """Verify a keyless bundle offline: who signed it, and what they signed. Raises SignatureError."""
     from sigstore.errors import Error as SigstoreError
-    from sigstore.models import Bundle, InvalidBundle
+    from sigstore.models import Bundle
 
     try:
         bundle = Bundle.from_json(bundle_json)
-    except (InvalidBundle, ValueError) as error:
-        raise SignatureError(f"not a valid sigstore bundle: {error}") from None
+    except (SigstoreError, ValueError) as error:  # InvalidBundle, or VerificationError for a malformed timestamp
+        raise SignatureError(f"not a valid sigstore bundle: {_first_line(error)}") from None
     try:
         payload_type, payload = policy.verifier.verify_dsse(bundle, policy.identity_policy())
     except (SigstoreError, ValueError) as error:
         raise SignatureError(f"keyless signature rejected: {_first_line(error)}") from None
-    if digest is not None:
-        check_statement(payload_type, payload, digest)
     from imagelock.trust._identity import certificate_identities
 
     identities = certificate_identities(bundle.signing_certificate)
-    return KeylessResult(identities[0] if identities else "", policy.issuer, _log_index(bundle_json))
+    identity = identities[0] if identities else ""
+    return KeylessResult(identity, policy.issuer, _log_index(bundle_json), payload_type, payload)
 
 
 async def verify(policy: KeylessPolicy, repository: Repository, digest: str, client: RegistryClient) -> Evidence:
@@ -139,7 +141,8 @@ async def verify(policy: KeylessPolicy, repository: Repository, digest: str, cli
         raise SignatureError(f"no sigstore bundle for {repository}@{digest}") from None
     for manifest_digest, bundle in bundles:
         try:
-            result = await asyncio.to_thread(verify_keyless_bundle, bundle, policy, digest)
+            result = await asyncio.to_thread(verify_keyless_bundle, bundle, policy)
+            check_signature_statement(result.payload_type, result.payload, digest)
         except SignatureError as error:
             problems.append(f"bundle {manifest_digest}: {error}")
             continue

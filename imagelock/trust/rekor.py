@@ -34,10 +34,17 @@ def verify_signed_entry(
         entry = document["Payload"]
         set_signature = base64.b64decode(document["SignedEntryTimestamp"], validate=True)
         body = json.loads(base64.b64decode(entry["body"], validate=True))
-        log_index, log_id = entry["logIndex"], entry["logID"]
-    except (ValueError, KeyError, TypeError, binascii.Error):
+        log_index, log_id, integrated_time = entry["logIndex"], entry["logID"], entry["integratedTime"]
+    except (ValueError, KeyError, TypeError, RecursionError, binascii.Error):
         raise SignatureError("the Rekor bundle annotation is malformed") from None
-    signed = canonical_json({k: entry.get(k) for k in ("body", "integratedTime", "logID", "logIndex")})
+    # A log id is hex: ASCII also keeps out the lone surrogates JSON can hold, which canonical JSON cannot encode.
+    if not (
+        isinstance(log_index, int) and isinstance(integrated_time, int) and isinstance(log_id, str) and log_id.isascii()
+    ):
+        raise SignatureError("the Rekor bundle annotation is malformed")
+    signed = canonical_json(
+        {"body": entry["body"], "integratedTime": integrated_time, "logID": log_id, "logIndex": log_index}
+    )
     log_key = next((key for key in rekor_keys if key.fingerprint == f"sha256:{log_id}"), None)
     if log_key is None or not log_key.verifies(set_signature, signed):
         raise SignatureError("the Rekor SET is not signed by a trusted transparency log key")

@@ -1,5 +1,11 @@
 """DSSE envelopes and the in-toto statements inside them: signed by a policy key, naming the digest
-imagelock computed."""
+imagelock computed.
+
+cosign stores signatures and attestations alike, under one artifact type and signed the same way;
+only the statement's predicate type tells them apart. A signature is ``SIGNATURE_PREDICATE``; any
+other predicate (an SBOM, a vulnerability scan, provenance) is an attestation, which says something
+about the image but is no signature of it.
+"""
 
 from __future__ import annotations
 
@@ -12,33 +18,78 @@ from imagelock.trust._base import SignatureError
 from imagelock.trust.keys import PublicKey
 
 IN_TOTO = "application/vnd.in-toto+json"
+SIGNATURE_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
+
+
+def check_signature_statement(payload_type: str, body: bytes, digest: str) -> None:
+    """Raise SignatureError unless ``body`` is cosign's signature statement, and its subject is ``digest``."""
+    statement = _statement(payload_type, body)
+    predicate_type = statement.get("predicateType")
+    if predicate_type != SIGNATURE_PREDICATE:
+        raise SignatureError(f"an attestation of predicate type {predicate_type!r}, not a signature")
+    _check_subject(statement, digest)
 
 
 def check_statement(payload_type: str, body: bytes, digest: str) -> None:
-    """Raise SignatureError unless ``body`` is an in-toto statement whose subject is ``digest``."""
+    """Raise SignatureError unless ``body`` is an in-toto statement (of any predicate) whose subject is ``digest``."""
+    _check_subject(_statement(payload_type, body), digest)
+
+
+def _statement(payload_type: str, body: bytes) -> dict[str, object]:
     if payload_type != IN_TOTO:
         raise SignatureError(f"DSSE payload type is {payload_type!r}, not {IN_TOTO!r}")
     try:
-        subjects = [subject["digest"] for subject in json.loads(body)["subject"]]
-    except (ValueError, KeyError, TypeError):
-        raise SignatureError("signed statement is not an in-toto statement") from None
+        statement = json.loads(body)
+    except (ValueError, RecursionError):
+        statement = None
+    if not isinstance(statement, dict):
+        raise SignatureError("signed statement is not an in-toto statement")
+    return statement
+
+
+def _check_subject(statement: dict[str, object], digest: str) -> None:
+    subjects = statement.get("subject")
+    if not isinstance(subjects, list):
+        raise SignatureError("signed statement is not an in-toto statement")
     algorithm, _, hexdigest = digest.partition(":")
-    if not any(isinstance(subject, dict) and subject.get(algorithm) == hexdigest for subject in subjects):
+    named = [subject["digest"] for subject in subjects if isinstance(subject, dict) and "digest" in subject]
+    if not any(isinstance(digests, dict) and digests.get(algorithm) == hexdigest for digests in named):
         raise SignatureError(f"signed statement's subject is not {digest}")
+
+
+def open_attestation(blob: bytes, keys: Sequence[PublicKey], subject: str) -> bytes:
+    """The in-toto statement of a DSSE envelope (cosign's ``.att`` layer) one of ``keys`` signed about ``subject``."""
+    try:
+        envelope = json.loads(blob)
+    except (ValueError, RecursionError):
+        raise SignatureError("not a DSSE envelope") from None
+    payload_type, body, _ = open_envelope(envelope, keys)
+    check_statement(payload_type, body, subject)
+    return body
 
 
 def read_envelope(envelope: object) -> tuple[str, bytes, list[bytes]]:
     """``(payloadType, payload, signatures)`` of a DSSE envelope, unverified."""
+    if not isinstance(envelope, dict):
+        raise SignatureError("not a DSSE envelope")
     try:
-        assert isinstance(envelope, dict)
         payload_type = envelope["payloadType"]
         body = base64.b64decode(envelope["payload"], validate=True)
         signatures = [base64.b64decode(item["sig"], validate=True) for item in envelope["signatures"]]
-    except (AssertionError, ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, binascii.Error):
         raise SignatureError("not a DSSE envelope") from None
-    if not isinstance(payload_type, str):
-        raise SignatureError("DSSE payloadType is not a string")
+    if not isinstance(payload_type, str) or not _is_utf8(payload_type):
+        raise SignatureError("DSSE payloadType is not a UTF-8 string")
     return payload_type, body, signatures
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a string holding lone surrogates (which JSON can escape): no signer can have signed it as UTF-8."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def open_envelope(envelope: object, keys: Sequence[PublicKey]) -> tuple[str, bytes, PublicKey]:

@@ -132,16 +132,13 @@ def push_cosign_tag(
 
 
 def dsse_envelope(
-    key: SigningKey, body: bytes, payload_type: str = "application/vnd.in-toto+json"
+    key: SigningKey | None, body: bytes, payload_type: str = "application/vnd.in-toto+json"
 ) -> dict[str, object]:
-    """A DSSE envelope of ``body`` signed by ``key`` over the DSSE pre-authentication encoding."""
+    """A DSSE envelope of ``body`` signed by ``key`` over the DSSE pre-authentication encoding (unsigned: None)."""
     encoded_type = payload_type.encode()
     signed = b"DSSEv1 %d %s %d %s" % (len(encoded_type), encoded_type, len(body), body)
-    return {
-        "payload": base64.b64encode(body).decode(),
-        "payloadType": payload_type,
-        "signatures": [{"sig": base64.b64encode(key.sign(signed)).decode(), "keyid": ""}],
-    }
+    signatures = [{"sig": base64.b64encode(key.sign(signed)).decode(), "keyid": ""}] if key is not None else []
+    return {"payload": base64.b64encode(body).decode(), "payloadType": payload_type, "signatures": signatures}
 
 
 REKOR_BUNDLE = "dev.sigstore.cosign/bundle"
@@ -149,6 +146,11 @@ REKOR_BUNDLE = "dev.sigstore.cosign/bundle"
 
 def rekor_bundle(log: SigningKey, signed_payload: bytes, signature: str, signer: SigningKey, index: int = 7) -> str:
     """The Rekor SET annotation cosign attaches: a hashedrekord entry for the signature, signed by ``log``."""
+    return rekor_set(log, hashedrekord(signed_payload, signature, signer), index)
+
+
+def hashedrekord(signed_payload: bytes, signature: str, signer: SigningKey) -> bytes:
+    """The body of the transparency-log entry for a signature: the payload's hash, the signature, the signer's key."""
     body = {
         "apiVersion": "0.0.1",
         "kind": "hashedrekord",
@@ -160,8 +162,13 @@ def rekor_bundle(log: SigningKey, signed_payload: bytes, signature: str, signer:
             },
         },
     }
+    return json.dumps(body).encode()
+
+
+def rekor_set(log: SigningKey, entry_body: bytes, index: int = 7) -> str:
+    """A Rekor SET annotation by ``log`` for an entry of ``entry_body``."""
     entry = {
-        "body": base64.b64encode(json.dumps(body).encode()).decode(),
+        "body": base64.b64encode(entry_body).decode(),
         "integratedTime": 1700000000,
         "logID": log.fingerprint.removeprefix("sha256:"),
         "logIndex": index,
@@ -173,14 +180,16 @@ def rekor_bundle(log: SigningKey, signed_payload: bytes, signature: str, signer:
 BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+SIGNATURE_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 
 
-def statement(digest: str) -> bytes:
+def statement(digest: str, predicate_type: str = SIGNATURE_PREDICATE) -> bytes:
+    """The in-toto statement cosign signs: a signature by default, an attestation of another predicate type."""
     algorithm, _, hexdigest = digest.partition(":")
     document = {
         "_type": "https://in-toto.io/Statement/v1",
         "subject": [{"name": "", "digest": {algorithm: hexdigest}}],
-        "predicateType": "https://sigstore.dev/cosign/sign/v1",
+        "predicateType": predicate_type,
         "predicate": {},
     }
     return json.dumps(document, separators=(",", ":")).encode()
@@ -194,20 +203,28 @@ def sign_image_bundle(
     *,
     hint_key: SigningKey | None = None,
     subject_digest: str | None = None,
+    predicate_type: str = SIGNATURE_PREDICATE,
 ) -> str:
     """Attach a cosign v3 key-based sigstore bundle to ``repository@digest`` as an OCI referrer.
 
     The registry has no referrers API, so the referrer is listed in an index at tag
     ``sha256-<hex>``, as cosign does. ``hint_key`` puts another key's hint in the bundle (the
-    verifier must ignore it); ``subject_digest`` names another image in the signed statement.
+    verifier must ignore it); ``subject_digest`` names another image in the signed statement;
+    another ``predicate_type`` makes it an attestation (``cosign attest``), stored the same way.
     """
+    bundle = key_bundle(key, statement(subject_digest or digest, predicate_type), hint_key=hint_key)
+    return attach_bundle(seeder, repository, digest, bundle)
+
+
+def key_bundle(key: SigningKey, statement_body: bytes, *, hint_key: SigningKey | None = None) -> bytes:
+    """The sigstore bundle ``cosign sign --key`` (v3) writes: a DSSE envelope of ``statement_body`` and a key hint."""
     hint = base64.b64encode(bytes.fromhex((hint_key or key).fingerprint[7:])).decode()
     bundle = {
-        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "mediaType": BUNDLE_TYPE,
         "verificationMaterial": {"publicKey": {"hint": hint}, "tlogEntries": []},
-        "dsseEnvelope": dsse_envelope(key, statement(subject_digest or digest)),
+        "dsseEnvelope": dsse_envelope(key, statement_body),
     }
-    return attach_bundle(seeder, repository, digest, json.dumps(bundle).encode())
+    return json.dumps(bundle).encode()
 
 
 def attach_bundle(seeder: Seeder, repository: str, digest: str, bundle_body: bytes) -> str:
@@ -233,7 +250,7 @@ def attach_bundle(seeder: Seeder, repository: str, digest: str, bundle_body: byt
     return manifest_digest
 
 
-def attest_image(seeder: Seeder, repository: str, digest: str, key: SigningKey, statement_body: bytes) -> str:
+def attest_image(seeder: Seeder, repository: str, digest: str, key: SigningKey | None, statement_body: bytes) -> str:
     """Push a cosign attestation (``sha256-<hex>.att``): a DSSE envelope of ``statement_body`` signed by ``key``."""
     envelope = json.dumps(dsse_envelope(key, statement_body)).encode()
     annotations = {"predicateType": "https://cyclonedx.org/bom"}
