@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
+import re
 import ssl
 import tomllib
 import uuid
@@ -12,10 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from imagelock.trust import SignatureError
 from imagelock.trust.tuf import verify_repository
@@ -23,6 +23,7 @@ from tests.conftest import Project, Registry
 from tests.support.interop import Case, interop_cases, interop_folder, mutated, needs_interop
 from tests.support.notary import NotaryClient, NotaryServer, notary_binaries
 from tests.support.registry import PushedImage
+from tests.support.tuf import TrustServer, TufRepository, certificate
 
 INTEROP = interop_folder("notary-v1")
 ROLES = ("root", "timestamp", "snapshot", "targets", "targets/releases")
@@ -56,8 +57,15 @@ def gun(registry: Registry, repository: str) -> str:
 
 def config(notary: NotaryServer, registry: Registry, repository: str, selector: str = 'tag = "1.0.0"') -> str:
     assert notary.ca_cert is not None
+    return served_config(notary.url, registry, repository, selector, f'ca-cert = "{notary.ca_cert}"\n')
+
+
+def served_config(
+    server: str, registry: Registry, repository: str, selector: str = 'tag = "1.0.0"', extra: str = ""
+) -> str:
+    """images.toml for one image under a content-trust policy whose notary server is ``server``."""
     return (
-        f'[policies.dct]\nmethod = "content-trust"\nserver = "{notary.url}"\nca-cert = "{notary.ca_cert}"\n\n'
+        f'[policies.dct]\nmethod = "content-trust"\nserver = "{server}"\n{extra}\n'
         f'[defaults]\nverify = "dct"\n\n[images.app]\nimage = "{gun(registry, repository)}"\n{selector}\n'
     )
 
@@ -89,6 +97,14 @@ def trust_files(notary: NotaryServer, name: str) -> dict[str, bytes]:
         if response.status_code == 200:
             files[role] = response.content
     return files
+
+
+@pytest.fixture
+def trust_server() -> Iterator[TrustServer]:
+    """A notary server's paths over trust data the test signs itself (``tests/support/tuf.py``)."""
+    server = TrustServer().start()
+    yield server
+    server.stop()
 
 
 # -- locking against the real notary server -------------------------------------------------------
@@ -273,24 +289,64 @@ def test_content_trust_policy_errors_are_exit_2(project: Project) -> None:
 
 def _delegation_key(directory: Path, name: str) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
     certificate_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
-    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    certificate_path.write_bytes(certificate(key, name).public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return certificate_path, key_path
+
+
+# -- trust data the test signs itself: what a compromised notary server could serve ----------------
+
+SIGNED_GUN = "registry.example.com/team/app"
+SIGNED_TARGETS = {"1.0.0": ("sha256:" + "a" * 64, 10)}
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def test_malformed_trust_data_is_one_line_exit_1(
+    project: Project, registry: Registry, repository: str, trust_server: TrustServer
+) -> None:
+    image = registry.seeder.push_image(repository, "1.0.0")
+    trust = TufRepository(gun(registry, repository))
+    files = trust.publish(1, {"1.0.0": (image.digest, size_of(registry, repository, image))})
+    root = json.loads(files["root"])
+    root["signed"]["roles"] = []
+    trust_server.files = {**files, "root": json.dumps(root).encode()}
+    project.write(served_config(trust_server.url, registry, repository))
+    result = project.run("lock")
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert "root.json: 'roles' is not a table" in result.stderr
+    assert not project.lock.exists()
+
+
+@pytest.mark.parametrize(
+    ("role", "body", "message"),
+    [
+        ("root", b"[" * 100_000, "root.json is not TUF metadata"),
+        ("root", b'{"signed": {"_type": "Root", "roles": []}, "signatures": []}', "root.json: 'roles' is not a table"),
+        (
+            "root",
+            b'{"signed": {"_type": "Root", "roles": {"root": {"keyids": [[]], "threshold": 1}}}, "signatures": []}',
+            "root.json: the root role has no key ids or threshold",
+        ),
+        (
+            "root",
+            b'{"signed": {"_type": "Root", "keys": {"k": []}}, "signatures": []}',
+            "root.json: key k is not a table",
+        ),
+        ("root", b'{"signed": {"_type": "Root", "x": "\\ud800"}, "signatures": []}', "root.json is not TUF metadata"),
+    ],
+    ids=["nested-too-deep", "roles-a-list", "keyid-a-list", "key-a-list", "lone-surrogate"],
+)
+def test_malformed_trust_metadata_is_a_signature_error(role: str, body: bytes, message: str) -> None:
+    files = {**TufRepository(SIGNED_GUN).publish(1, SIGNED_TARGETS), role: body}
+    with pytest.raises(SignatureError, match=f"^{re.escape(message)}$"):
+        verify_repository(files, SIGNED_GUN, "1.0.0", now=now())
 
 
 # -- the upstream vectors (made by the notary client, versions 0.1 and 0.3) -----------------------

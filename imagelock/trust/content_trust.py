@@ -92,10 +92,10 @@ async def verify(policy: ContentTrustPolicy, subject: Subject, client: RegistryC
                 raise SignatureError(f"no trust data for {gun} on {server}") from None
             raise SignatureError(f"trust data for {gun} on {server} has no {role}") from None
 
-    from imagelock.trust.tuf import RELEASES, delegated_roles, verify_repository
+    from imagelock.trust.tuf import RELEASES, delegates_releases, verify_repository
 
     files = {role: await fetch(role) for role in ("root", "timestamp", "snapshot", "targets")}
-    if RELEASES in delegated_roles(files["targets"]):
+    if delegates_releases(files["targets"]):
         files[RELEASES] = await fetch(RELEASES)
     pinned = subject.pinned if subject.pinned and subject.pinned.get("method") == policy.method else {}
     target = verify_repository(

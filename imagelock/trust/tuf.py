@@ -3,6 +3,9 @@
 The order of the checks is described in ``imagelock.trust.content_trust``; this module is the pure
 part: metadata bytes in, the signed target out (or SignatureError). It imports cryptography, so it
 is loaded only when a content-trust policy is used.
+
+Every field is type-checked before it is used, signed or not: malformed metadata is a
+SignatureError naming the file and the field, never a crash.
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -27,6 +30,9 @@ from imagelock.trust._base import SignatureError
 from imagelock.trust._canonical import canonical_json
 
 RELEASES = "targets/releases"
+
+_T = TypeVar("_T", dict[str, Any], list[Any], str, int)
+_KINDS: dict[type, str] = {dict: "a table", list: "a list", str: "a string", int: "an integer"}
 
 
 @dataclass(frozen=True)
@@ -75,21 +81,39 @@ def verify_repository(
     targets.check_expiry(now)
 
     candidates = []
-    delegation = _delegation(targets, RELEASES)
+    delegation = _releases_delegation(targets)
     if delegation is not None and RELEASES in files:
+        spec, paths, keys = delegation
         releases = _Role.parse(RELEASES, _described(snapshot, RELEASES, files[RELEASES]), "Targets")
-        keys = _keys(targets.signed.get("delegations", {}).get("keys", {}), "targets delegations")
-        releases.check_signed(keys, delegation)
+        releases.check_signed(keys, spec)
         releases.check_expiry(now)
-        if _path_allowed(delegation, target):
+        if any(target.startswith(path) for path in paths):
             candidates.append(releases)
     candidates.append(targets)
     for role in candidates:
-        entry = role.signed.get("targets", {}).get(target)
+        entry = _get(role.signed, "targets", dict, f"{role.name}.json", optional=True).get(target)
         if entry is not None:
             sha256, length = _target_entry(role.name, target, entry)
             return TrustedTarget(sha256, length, role.name, role.digest, root_keys, timestamp.version)
     raise SignatureError(f"tag {target} is not signed in the trust data for {gun}")
+
+
+def delegates_releases(targets: bytes) -> bool:
+    """Whether this targets.json delegates to ``targets/releases`` (unverified: only to know what to fetch)."""
+    try:
+        return _releases_delegation(_Role.parse("targets", targets, "Targets")) is not None
+    except SignatureError:
+        return False
+
+
+def _get(table: Mapping[str, Any], key: str, kind: type[_T], where: str, *, optional: bool = False) -> _T:
+    """``table[key]`` when it is a ``kind`` (an empty one when absent and ``optional``); else SignatureError."""
+    if optional and key not in table:
+        return kind()
+    value = table.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise SignatureError(f"{where}: {key!r} is not {_KINDS[kind]}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -100,10 +124,28 @@ class _Key:
 
 
 @dataclass(frozen=True)
+class _Spec:
+    """Which keys may sign a role, and how many of them must."""
+
+    keyids: frozenset[str]
+    threshold: int
+
+    @classmethod
+    def parse(cls, spec: object, where: str) -> _Spec:
+        if not isinstance(spec, dict):
+            raise SignatureError(f"{where} is not a table")
+        keyids, threshold = _get(spec, "keyids", list, where), _get(spec, "threshold", int, where)
+        if not all(isinstance(keyid, str) for keyid in keyids) or threshold < 1:
+            raise SignatureError(f"{where} has no key ids or threshold")
+        return cls(frozenset(keyids), threshold)
+
+
+@dataclass(frozen=True)
 class _Role:
     name: str
     signed: dict[str, Any]
-    signatures: list[Any]
+    signatures: tuple[tuple[str, str, str], ...]  # (keyid, method, sig) of each well-formed signature
+    message: bytes  # the canonical JSON of ``signed``: the bytes signed
     digest: str
 
     @classmethod
@@ -111,53 +153,51 @@ class _Role:
         try:
             document = json.loads(body)
             signed, signatures = document["signed"], document["signatures"]
-        except (ValueError, KeyError, TypeError):
+            message = canonical_json(signed)
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise SignatureError(f"{name}.json is not TUF metadata") from None
         if not isinstance(signed, dict) or not isinstance(signatures, list) or signed.get("_type") != kind:
             raise SignatureError(f"{name}.json is not {kind} metadata")
-        return cls(name, signed, signatures, "sha256:" + hashlib.sha256(body).hexdigest())
+        well_formed = tuple(
+            (signature["keyid"], signature["method"], signature["sig"])
+            for signature in signatures
+            if isinstance(signature, dict)
+            and all(isinstance(signature.get(field), str) for field in ("keyid", "method", "sig"))
+        )
+        return cls(name, signed, well_formed, message, "sha256:" + hashlib.sha256(body).hexdigest())
 
     @property
     def version(self) -> int:
-        version = self.signed.get("version")
-        if not isinstance(version, int) or isinstance(version, bool):
-            raise SignatureError(f"{self.name}.json has no version")
-        return version
+        return _get(self.signed, "version", int, f"{self.name}.json")
 
-    def role_spec(self, role: str) -> dict[str, Any]:
-        spec = self.signed.get("roles", {}).get(role)
-        if not isinstance(spec, dict):
-            raise SignatureError(f"root.json defines no {role} role")
-        return spec
+    def role_spec(self, role: str) -> _Spec:
+        roles = _get(self.signed, "roles", dict, f"{self.name}.json")
+        if role not in roles:
+            raise SignatureError(f"{self.name}.json defines no {role} role")
+        return _Spec.parse(roles[role], f"{self.name}.json: the {role} role")
 
     def keys(self) -> dict[str, _Key]:
-        return _keys(self.signed.get("keys", {}), "root.json")
+        return _keys(_get(self.signed, "keys", dict, f"{self.name}.json", optional=True), f"{self.name}.json")
 
-    def valid_signers(self, keys: Mapping[str, _Key], allowed: frozenset[str] | set[str]) -> set[str]:
+    def valid_signers(self, keys: Mapping[str, _Key], allowed: frozenset[str]) -> set[str]:
         """The ids of the allowed keys with a valid signature over this role's canonical ``signed``."""
-        message = canonical_json(self.signed)
         signers = set()
-        for signature in self.signatures:
-            if not isinstance(signature, dict):
-                continue
-            keyid = signature.get("keyid")
-            if not isinstance(keyid, str) or keyid not in allowed or keyid not in keys or keyid in signers:
-                continue
-            if _signature_verifies(keys[keyid], str(signature.get("method")), str(signature.get("sig")), message):
+        for keyid, method, sig in self.signatures:
+            if (
+                keyid in allowed
+                and keyid in keys
+                and keyid not in signers
+                and _signature_verifies(keys[keyid], method, sig, self.message)
+            ):
                 signers.add(keyid)
         return signers
 
-    def check_signed(self, keys: Mapping[str, _Key], spec: Mapping[str, Any]) -> set[str]:
-        keyids = spec.get("keyids")
-        threshold = spec.get("threshold")
-        if not isinstance(keyids, list) or not isinstance(threshold, int) or threshold < 1:
-            raise SignatureError(f"the {self.name} role has no key ids or threshold")
-        signers = self.valid_signers(keys, set(keyids))
-        if len(signers) < threshold:
+    def check_signed(self, keys: Mapping[str, _Key], spec: _Spec) -> None:
+        signers = self.valid_signers(keys, spec.keyids)
+        if len(signers) < spec.threshold:
             raise SignatureError(
-                f"{self.name}.json has {len(signers)} valid signature(s) of the {threshold} its role requires"
+                f"{self.name}.json has {len(signers)} valid signature(s) of the {spec.threshold} its role requires"
             )
-        return signers
 
     def check_expiry(self, now: datetime) -> None:
         expires = _parse_time(self.signed.get("expires"), f"{self.name}.json expires")
@@ -169,15 +209,19 @@ def _root_keys(root: _Role, gun: str, now: datetime, pinned: frozenset[str]) -> 
     keys = root.keys()
     spec = root.role_spec("root")
     root.check_signed(keys, spec)
-    root_ids = sorted(spec["keyids"])
+    root_ids = sorted(spec.keyids)
     for keyid in root_ids:
         certificate = keys[keyid].certificate if keyid in keys else None
         if certificate is None:
             raise SignatureError(f"root key {keyid} is not a certificate")
-        names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        if [name.value for name in names] != [gun]:
-            raise SignatureError(f"the root certificate is for {names[0].value if names else '?'!r}, not {gun!r}")
-        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+        try:
+            names = [name.value for name in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+            valid = certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
+        except ValueError:
+            raise SignatureError(f"root key {keyid}: the certificate cannot be read") from None
+        if names != [gun]:
+            raise SignatureError(f"the root certificate is for {names[0] if names else '?'!r}, not {gun!r}")
+        if not valid:
             raise SignatureError(f"the root certificate is not valid now (expires {certificate.not_valid_after_utc})")
     if pinned and not pinned & set(root_ids) and not root.valid_signers(keys, pinned):
         raise SignatureError(
@@ -187,22 +231,21 @@ def _root_keys(root: _Role, gun: str, now: datetime, pinned: frozenset[str]) -> 
     return tuple(root_ids)
 
 
-def _keys(table: object, where: str) -> dict[str, _Key]:
-    if not isinstance(table, dict):
-        raise SignatureError(f"{where}: keys is not a table")
+def _keys(table: Mapping[str, Any], where: str) -> dict[str, _Key]:
     keys = {}
     for keyid, key in table.items():
-        try:
-            keytype, public = key["keytype"], key["keyval"]["public"]
-        except (KeyError, TypeError):
-            raise SignatureError(f"{where}: key {keyid} is malformed") from None
+        described = f"{where}: key {keyid}"
+        if not isinstance(key, dict):
+            raise SignatureError(f"{described} is not a table")
+        keytype, keyval = _get(key, "keytype", str, described), _get(key, "keyval", dict, described)
+        public = _get(keyval, "public", str, described)
         key_object = {"keytype": keytype, "keyval": {"private": None, "public": public}}
         if hashlib.sha256(canonical_json(key_object)).hexdigest() != keyid:
             continue  # an id that is not the key's own hash is never trusted
         try:
-            keys[keyid] = _load_key(str(keytype), str(public))
-        except (ValueError, binascii.Error, TypeError):
-            raise SignatureError(f"{where}: key {keyid} ({keytype}) cannot be read") from None
+            keys[keyid] = _load_key(keytype, public)
+        except (ValueError, binascii.Error, TypeError, UnsupportedAlgorithm):
+            raise SignatureError(f"{described} ({keytype}) cannot be read") from None
     return keys
 
 
@@ -242,11 +285,11 @@ def _signature_verifies(key: _Key, method: str, sig: str, message: bytes) -> boo
 
 def _described(by: _Role, role: str, body: bytes) -> bytes:
     """``body``, once it is exactly the file ``by``'s meta describes (length and every hash given)."""
-    meta = by.signed.get("meta", {}).get(role)
+    meta = _get(by.signed, "meta", dict, f"{by.name}.json").get(role)
     if not isinstance(meta, dict) or not isinstance(meta.get("hashes"), dict) or not meta["hashes"]:
         raise SignatureError(f"{by.name}.json does not describe {role}.json")
     if meta.get("length") != len(body):
-        raise SignatureError(f"{role}.json is {len(body)} bytes, {by.name}.json says {meta.get('length')}")
+        raise SignatureError(f"{role}.json is {len(body)} bytes, {by.name}.json says {meta.get('length')!r}")
     checked = 0
     for algorithm, expected in meta["hashes"].items():
         if algorithm not in ("sha256", "sha512"):
@@ -259,34 +302,33 @@ def _described(by: _Role, role: str, body: bytes) -> bytes:
     return body
 
 
-def delegated_roles(targets_body: bytes) -> set[str]:
-    try:
-        roles = json.loads(targets_body)["signed"]["delegations"]["roles"]
-        return {role["name"] for role in roles if isinstance(role, dict)}
-    except (ValueError, KeyError, TypeError):
-        return set()
-
-
-def _delegation(targets: _Role, name: str) -> dict[str, Any] | None:
-    roles = targets.signed.get("delegations", {}).get("roles", [])
-    if not isinstance(roles, list):
-        return None
-    return next((role for role in roles if isinstance(role, dict) and role.get("name") == name), None)
-
-
-def _path_allowed(delegation: Mapping[str, Any], target: str) -> bool:
-    paths = delegation.get("paths", [])
-    return isinstance(paths, list) and any(isinstance(path, str) and target.startswith(path) for path in paths)
+def _releases_delegation(targets: _Role) -> tuple[_Spec, list[str], dict[str, _Key]] | None:
+    """The ``targets/releases`` delegation of targets.json, if any: who signs it, its paths and their keys."""
+    delegations = _get(targets.signed, "delegations", dict, "targets.json", optional=True)
+    for role in _get(delegations, "roles", list, "targets.json delegations", optional=True):
+        if isinstance(role, dict) and role.get("name") == RELEASES:
+            where = f"targets.json: the {RELEASES} delegation"
+            paths = _get(role, "paths", list, where, optional=True)
+            if not all(isinstance(path, str) for path in paths):
+                raise SignatureError(f"{where}: 'paths' is not a list of strings")
+            keys = _keys(_get(delegations, "keys", dict, "targets.json delegations", optional=True), "targets.json")
+            return _Spec.parse(role, where), paths, keys
+    return None
 
 
 def _target_entry(role: str, target: str, entry: object) -> tuple[bytes, int]:
+    problem = SignatureError(f"{role}.json: the entry for {target} has no sha256 and length")
+    if not isinstance(entry, dict) or not isinstance(entry.get("hashes"), dict):
+        raise problem
+    digest, length = entry["hashes"].get("sha256"), entry.get("length")
+    if not isinstance(digest, str) or not isinstance(length, int) or isinstance(length, bool):
+        raise problem
     try:
-        sha256 = base64.b64decode(entry["hashes"]["sha256"], validate=True)  # type: ignore[index]
-        length = entry["length"]  # type: ignore[index]
-    except (KeyError, TypeError, ValueError, binascii.Error):
-        raise SignatureError(f"{role}.json: the entry for {target} has no sha256 and length") from None
-    if len(sha256) != 32 or not isinstance(length, int):
-        raise SignatureError(f"{role}.json: the entry for {target} has no sha256 and length")
+        sha256 = base64.b64decode(digest, validate=True)
+    except (ValueError, binascii.Error):
+        raise problem from None
+    if len(sha256) != 32:
+        raise problem
     return sha256, length
 
 

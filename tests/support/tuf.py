@@ -162,7 +162,7 @@ class TufRepository:
         meta = {"snapshot": described(snapshot)}
         return self.sign("timestamp", {"_type": "Timestamp", "expires": EXPIRES, "meta": meta, "version": version})
 
-    def sign(self, role: str, signed: dict[str, Any]) -> bytes:
+    def sign(self, role: str, signed: object) -> bytes:
         return document(signed, *(self.root_keys if role == "root" else [self.keys[role]]))
 
     def chain(self, version: int, roles: Mapping[str, bytes]) -> dict[str, bytes]:
