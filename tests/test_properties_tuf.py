@@ -4,8 +4,8 @@ Hypothesis mutates metadata and feeds it to ``verify_repository``:
 
 - the upstream notary 0.3 vectors (the real notary client's output), bytes replaced, inserted or cut;
 - the same vectors with one JSON value anywhere replaced by an arbitrary one, or removed;
-- a repository the test signs itself, with such a change re-signed, so that malformed fields also
-  reach the checks behind valid signatures.
+- a repository the test signs itself, rotated once since the lock, with such a change re-signed, so
+  that malformed fields also reach the checks behind valid signatures (older roots included).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagelock.errors import ImagelockError
-from imagelock.trust.tuf import TrustedTarget, verify_repository
+from imagelock.trust.tuf import Pins, TrustedTarget, verify_repository
 from tests.support.interop import interop_cases, interop_folder, needs_interop
-from tests.support.tuf import RELEASES, TufRepository
+from tests.support.tuf import RELEASES, Key, TufRepository, document
 
 VECTORS = interop_folder("notary-v1")
 VECTOR = next((case for case in interop_cases(VECTORS) if case["id"] == "notary0.3-valid"), {})
@@ -110,42 +110,52 @@ def test_changed_structures_of_real_notary_metadata(data: st.DataObject) -> None
     verifies_or_refuses(files, str(VECTOR["gun"]), data.draw(st.sampled_from(VECTOR_TARGETS)), now=VECTOR_TIME)
 
 
+# A repository whose root was rotated once since the lock: root 1 (key A, locked) → root 2 (key B).
 GUN = "registry.example.com/team/app"
+LOCKED_ROOT_KEY = Key.generate(GUN)
 REPOSITORY = TufRepository(GUN)
+OLDER_ROOT = REPOSITORY.root(1, root_keys=[LOCKED_ROOT_KEY])
 ROLES = {
-    "root": REPOSITORY.root(1),
-    "targets": REPOSITORY.targets(1, {"1.0.0": ("sha256:" + "a" * 64, 10)}, delegate=True),
-    RELEASES: REPOSITORY.releases(1, {"1.0.0": ("sha256:" + "b" * 64, 20)}),
+    "root": REPOSITORY.root(2, signers=[LOCKED_ROOT_KEY, *REPOSITORY.root_keys]),
+    "targets": REPOSITORY.targets(2, {"1.0.0": ("sha256:" + "a" * 64, 10)}, delegate=True),
+    RELEASES: REPOSITORY.releases(2, {"1.0.0": ("sha256:" + "b" * 64, 20)}),
 }
+PINS = Pins(frozenset({LOCKED_ROOT_KEY.keyid}), 1, {"root": 1, "timestamp": 1, "snapshot": 1, "targets": 1})
 
 
-def resigned(role: str, signed: object) -> dict[str, bytes]:
-    """The repository's files with ``role``'s ``signed`` replaced, signed, and described anew."""
-    roles = dict(ROLES)
-    if role in roles:
+def resigned(role: str, signed: object) -> tuple[dict[str, bytes], bytes]:
+    """The repository's files and older root with ``role``'s ``signed`` replaced, signed, and described anew."""
+    roles, older_root = dict(ROLES), OLDER_ROOT
+    if role == "1.root":
+        older_root = document(signed, LOCKED_ROOT_KEY)
+    elif role == "root":
+        roles["root"] = document(signed, LOCKED_ROOT_KEY, *REPOSITORY.root_keys)
+    elif role in roles:
         roles[role] = REPOSITORY.sign(role, signed)
-    files = REPOSITORY.chain(1, roles)
+    files = REPOSITORY.chain(2, roles)
     if role == "snapshot":
         files["snapshot"] = REPOSITORY.sign("snapshot", signed)
-        files["timestamp"] = REPOSITORY.timestamp(1, files["snapshot"])
+        files["timestamp"] = REPOSITORY.timestamp(2, files["snapshot"])
     elif role == "timestamp":
         files["timestamp"] = REPOSITORY.sign("timestamp", signed)
-    return files
+    return files, older_root
 
 
 def signed_part(role: str) -> object:
-    return json.loads(REPOSITORY.chain(1, ROLES)[role])["signed"]
+    files = REPOSITORY.chain(2, ROLES)
+    return json.loads(OLDER_ROOT if role == "1.root" else files[role])["signed"]
 
 
 def test_the_signed_repository_verifies_as_built() -> None:
     """The property below starts from metadata that verifies, so its changes reach every check."""
-    found = verify_repository(resigned("targets", signed_part("targets")), GUN, "1.0.0", now=datetime.now(UTC))
+    files, older_root = resigned("targets", signed_part("targets"))
+    found = verify_repository(files, GUN, "1.0.0", now=datetime.now(UTC), pins=PINS, older_roots=[older_root])
     assert found.role == RELEASES
 
 
-@pytest.mark.parametrize("role", ["root", "timestamp", "snapshot", "targets", RELEASES])
+@pytest.mark.parametrize("role", ["1.root", "root", "timestamp", "snapshot", "targets", RELEASES])
 @settings(deadline=None)
 @given(data=st.data())
 def test_malformed_metadata_behind_valid_signatures(role: str, data: st.DataObject) -> None:
-    files = resigned(role, changed_somewhere(data, signed_part(role), SIGNABLE))
-    verifies_or_refuses(files, GUN, "1.0.0", now=datetime.now(UTC))
+    files, older_root = resigned(role, changed_somewhere(data, signed_part(role), SIGNABLE))
+    verifies_or_refuses(files, GUN, "1.0.0", now=datetime.now(UTC), pins=PINS, older_roots=[older_root])

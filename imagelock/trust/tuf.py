@@ -14,7 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -30,9 +30,19 @@ from imagelock.trust._base import SignatureError
 from imagelock.trust._canonical import canonical_json
 
 RELEASES = "targets/releases"
+MAX_ROOT_ROTATIONS = 32  # as python-tuf: a root this many versions past the locked one is refused, not walked
 
 _T = TypeVar("_T", dict[str, Any], list[Any], str, int)
 _KINDS: dict[type, str] = {dict: "a table", list: "a list", str: "a string", int: "an integer"}
+
+
+@dataclass(frozen=True)
+class Pins:
+    """What the lock recorded when it last verified the repository: the next run is held to it."""
+
+    root_keys: frozenset[str]  # the root's key ids
+    root_threshold: int  # how many of them the next root must carry signatures of
+    versions: Mapping[str, int]  # role name ("root", "timestamp", "snapshot", …) → the lowest version accepted
 
 
 @dataclass(frozen=True)
@@ -44,7 +54,22 @@ class TrustedTarget:
     role: str  # "targets/releases" or "targets"
     role_digest: str  # sha256 of that role's metadata file
     root_keys: tuple[str, ...]
-    timestamp_version: int
+    root_threshold: int
+    versions: Mapping[str, int]  # the version of each role verified
+
+
+def older_root_versions(root: bytes, pins: Pins | None) -> range:
+    """The versions of the roots from the locked one up to ``root`` (excluded), which ``verify_repository``
+    needs as ``older_roots`` to follow the root's rotations since the lock; empty when the root did not change."""
+    locked = pins.versions.get("root") if pins is not None else None
+    if locked is None:
+        return range(0)
+    current = _Role.parse("root", root, "Root").version
+    if current - locked > MAX_ROOT_ROTATIONS:
+        raise SignatureError(
+            f"root.json is version {current}, more than {MAX_ROOT_ROTATIONS} rotations past the locked version {locked}"
+        )
+    return range(locked, current)
 
 
 def verify_repository(
@@ -53,48 +78,54 @@ def verify_repository(
     target: str,
     *,
     now: datetime,
-    pinned_root_keys: frozenset[str] = frozenset(),
-    min_timestamp_version: int = 0,
+    pins: Pins | None = None,
+    older_roots: Sequence[bytes] = (),
 ) -> TrustedTarget:
     """Verify a repository's metadata (role name -> file bytes) and return the signed ``target``.
 
-    Raises SignatureError naming the first check that fails.
+    ``older_roots`` are the roots of ``older_root_versions``, oldest first. Raises SignatureError
+    naming the first check that fails.
     """
+    minimum = pins.versions if pins is not None else {}
     root = _Role.parse("root", files["root"], "Root")
-    root_keys = _root_keys(root, gun, now, pinned_root_keys)
+    root_spec = _check_root(root, gun, now)
+    root.check_not_older(minimum)
+    if pins is not None:
+        _check_rotation(root, older_roots, pins)
     root.check_expiry(now)
+    root_keys = root.keys()
 
-    timestamp = _Role.parse("timestamp", files["timestamp"], "Timestamp")
-    timestamp.check_signed(root.keys(), root.role_spec("timestamp"))
-    timestamp.check_expiry(now)
-    if timestamp.version < min_timestamp_version:
-        raise SignatureError(
-            f"timestamp version {timestamp.version} is older than the locked version {min_timestamp_version} (rollback)"
-        )
+    def verified(name: str, kind: str, described_by: _Role | None, keys: Mapping[str, _Key], spec: _Spec) -> _Role:
+        body = files[name] if described_by is None else _described(described_by, name, files[name])
+        role = _Role.parse(name, body, kind)
+        role.check_signed(keys, spec)
+        role.check_expiry(now)
+        if described_by is not None:
+            _check_named_version(described_by, role)
+        role.check_not_older(minimum)
+        return role
 
-    snapshot = _Role.parse("snapshot", _described(timestamp, "snapshot", files["snapshot"]), "Snapshot")
-    snapshot.check_signed(root.keys(), root.role_spec("snapshot"))
-    snapshot.check_expiry(now)
-
-    targets = _Role.parse("targets", _described(snapshot, "targets", files["targets"]), "Targets")
-    targets.check_signed(root.keys(), root.role_spec("targets"))
-    targets.check_expiry(now)
+    timestamp = verified("timestamp", "Timestamp", None, root_keys, root.role_spec("timestamp"))
+    snapshot = verified("snapshot", "Snapshot", timestamp, root_keys, root.role_spec("snapshot"))
+    targets = verified("targets", "Targets", snapshot, root_keys, root.role_spec("targets"))
+    roles = [timestamp, snapshot, targets]
 
     candidates = []
     delegation = _releases_delegation(targets)
     if delegation is not None and RELEASES in files:
         spec, paths, keys = delegation
-        releases = _Role.parse(RELEASES, _described(snapshot, RELEASES, files[RELEASES]), "Targets")
-        releases.check_signed(keys, spec)
-        releases.check_expiry(now)
+        releases = verified(RELEASES, "Targets", snapshot, keys, spec)
+        roles.append(releases)
         if any(target.startswith(path) for path in paths):
             candidates.append(releases)
     candidates.append(targets)
+    versions = {role.name: role.version for role in [root, *roles]}
     for role in candidates:
         entry = _get(role.signed, "targets", dict, f"{role.name}.json", optional=True).get(target)
         if entry is not None:
             sha256, length = _target_entry(role.name, target, entry)
-            return TrustedTarget(sha256, length, role.name, role.digest, root_keys, timestamp.version)
+            keyids = tuple(sorted(root_spec.keyids))
+            return TrustedTarget(sha256, length, role.name, role.digest, keyids, root_spec.threshold, versions)
     raise SignatureError(f"tag {target} is not signed in the trust data for {gun}")
 
 
@@ -204,13 +235,21 @@ class _Role:
         if expires <= now:
             raise SignatureError(f"{self.name}.json expired at {expires.isoformat()}")
 
+    def check_not_older(self, minimum: Mapping[str, int]) -> None:
+        locked = minimum.get(self.name, 0)
+        if self.version < locked:
+            raise SignatureError(
+                f"{self.name}.json version {self.version} is older than the locked version {locked} (rollback)"
+            )
 
-def _root_keys(root: _Role, gun: str, now: datetime, pinned: frozenset[str]) -> tuple[str, ...]:
+
+def _check_root(root: _Role, gun: str, now: datetime) -> _Spec:
+    """The root's own root role, once the root carries its threshold of signatures and its root keys are
+    certificates for the GUN, valid now."""
     keys = root.keys()
     spec = root.role_spec("root")
     root.check_signed(keys, spec)
-    root_ids = sorted(spec.keyids)
-    for keyid in root_ids:
+    for keyid in sorted(spec.keyids):
         certificate = keys[keyid].certificate if keyid in keys else None
         if certificate is None:
             raise SignatureError(f"root key {keyid} is not a certificate")
@@ -223,12 +262,30 @@ def _root_keys(root: _Role, gun: str, now: datetime, pinned: frozenset[str]) -> 
             raise SignatureError(f"the root certificate is for {names[0] if names else '?'!r}, not {gun!r}")
         if not valid:
             raise SignatureError(f"the root certificate is not valid now (expires {certificate.not_valid_after_utc})")
-    if pinned and not pinned & set(root_ids) and not root.valid_signers(keys, pinned):
-        raise SignatureError(
-            f"the root keys changed ({', '.join(root_ids)}) and the new root is not signed by the root key(s)"
-            f" in the lock ({', '.join(sorted(pinned))}): a root swap, not a rotation"
-        )
-    return tuple(root_ids)
+    return spec
+
+
+def _check_rotation(root: _Role, older_roots: Sequence[bytes], pins: Pins) -> None:
+    """``root`` is the locked root, or follows from it by rotations (TUF's root update): each newer root
+    carries signatures of a threshold of the previous root's keys, at the previous threshold, besides
+    its own. ``older_roots`` run from the locked root's version on; without them the root itself must
+    carry the locked keys' signatures."""
+    if older_roots:
+        first = pins.versions["root"]
+        previous, *steps = [_Role.parse(f"{first + n}.root", body, "Root") for n, body in enumerate(older_roots)]
+        steps.append(root)
+    else:
+        previous, steps = root, [root]
+    # the locked key ids are hashes of the keys, so any root listing the keys gives them
+    keys, spec = previous.keys(), _Spec(pins.root_keys, pins.root_threshold)
+    for step in steps:
+        if len(step.valid_signers(keys, spec.keyids)) < spec.threshold:
+            raise SignatureError(
+                f"the root changed without the signatures of the old root keys ({spec.threshold} of"
+                f" {', '.join(sorted(spec.keyids))}): a root swap, not a rotation"
+            )
+        keys, spec = step.keys(), step.role_spec("root")
+        step.check_signed(keys, spec)
 
 
 def _keys(table: Mapping[str, Any], where: str) -> dict[str, _Key]:
@@ -300,6 +357,15 @@ def _described(by: _Role, role: str, body: bytes) -> bytes:
     if not checked:
         raise SignatureError(f"{by.name}.json gives no sha256 or sha512 hash for {role}.json")
     return body
+
+
+def _check_named_version(by: _Role, role: _Role) -> None:
+    """``role`` has the version ``by``'s meta names for it, when it names one (Notary's meta does not)."""
+    meta = by.signed["meta"][role.name]  # checked by _described
+    if "version" in meta and (type(meta["version"]) is not int or meta["version"] != role.version):
+        raise SignatureError(
+            f"{role.name}.json is version {role.version}; {by.name}.json names version {meta['version']!r}"
+        )
 
 
 def _releases_delegation(targets: _Role) -> tuple[_Spec, list[str], dict[str, _Key]] | None:
