@@ -231,18 +231,22 @@ class RegistryClient:
             return ()
         return index.children if index.is_index else ()
 
-    async def trust_metadata(self, trust_repository: Repository, role: str, *, max_bytes: int) -> bytes:
+    async def trust_metadata(
+        self, trust_repository: Repository, role: str, *, version: int | None = None, max_bytes: int
+    ) -> bytes:
         """A Docker Content Trust metadata file from a notary server: ``trust_repository`` names the
-        server as its registry and the GUN as its path. NotFoundError when the server has none."""
+        server as its registry and the GUN as its path; ``version`` asks for that version of the role
+        (``<version>.<role>.json``) rather than the current one. NotFoundError when the server has none."""
         if role not in TUF_ROLES:
             raise RegistryError(f"refusing to request unknown trust role {role!r}")
-        path = f"/v2/{trust_repository.path}/_trust/tuf/{role}.json"
+        name = role if version is None else f"{version}.{role}"
+        path = f"/v2/{trust_repository.path}/_trust/tuf/{name}.json"
         response = await self._get(trust_repository, path, max_bytes=max_bytes)
         if response.status == 404:
-            raise NotFoundError(f"{trust_repository.registry}: no {role} metadata for {trust_repository.path}")
+            raise NotFoundError(f"{trust_repository.registry}: no {name} metadata for {trust_repository.path}")
         if response.status != 200:
             raise RegistryError(
-                f"{trust_repository.registry}: trust data {role} for {trust_repository.path}: HTTP {response.status}"
+                f"{trust_repository.registry}: trust data {name} for {trust_repository.path}: HTTP {response.status}"
             )
         return response.body
 

@@ -5,9 +5,10 @@ the GUN is the fully qualified repository (``docker.io/library/nginx``). It is c
 and only then believed:
 
 1. ``root``: signed by a threshold of its own root keys; the root certificate's CN is the GUN and it is
-   valid now. On first use its root key ids are recorded in the lock; later, a root whose root keys
-   differ must also carry a valid signature by a pinned key (a rotation does; a swap does not).
-2. ``timestamp``: signed by the root's timestamp keys; never a lower version than the lock recorded.
+   valid now. On first use its root key ids, threshold and version are recorded in the lock; later
+   roots must follow from that one by rotations: each root since (``<version>.root.json``) carries
+   signatures of a threshold of the previous root's keys, at that root's threshold, besides its own.
+2. ``timestamp``: signed by the root's timestamp keys.
 3. ``snapshot``: the exact bytes the timestamp names (length and hashes), signed by the snapshot keys.
 4. ``targets`` and, when delegated, ``targets/releases``: the exact bytes the snapshot names, signed
    by their keys. Like Docker, the tag is looked up in ``targets/releases`` first, then ``targets``;
@@ -15,12 +16,15 @@ and only then believed:
 5. The tag's target: its sha256 and length must be the digest imagelock computed and the size of
    the manifest it fetched.
 
-Every role must be unexpired. Signatures are over the canonical JSON of ``signed``.
+Every role must be unexpired, have the version its parent names for it (when it names one), and
+never have a lower version than the lock recorded: old metadata under a fresh timestamp is a
+rollback. Signatures are over the canonical JSON of ``signed``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,9 +37,18 @@ from imagelock.trust._base import Evidence, SignatureError, Subject
 
 if TYPE_CHECKING:
     from imagelock.registry import RegistryClient
+    from imagelock.trust.tuf import Pins
 
 DOCKER_HUB_NOTARY = "https://notary.docker.io"
 MAX_METADATA_BYTES = 5 << 20
+# the evidence key recording each role's version: a later run refuses an older one
+VERSION_EVIDENCE = {
+    "root": "root-version",
+    "timestamp": "timestamp-version",
+    "snapshot": "snapshot-version",
+    "targets": "targets-version",
+    "targets/releases": "releases-version",
+}
 
 
 @dataclass(frozen=True)
@@ -84,28 +97,23 @@ async def verify(policy: ContentTrustPolicy, subject: Subject, client: RegistryC
     gun = str(subject.repository)
     trust_repository = Repository(notary_host(server), gun)
 
-    async def fetch(role: str) -> bytes:
+    async def fetch(role: str, version: int | None = None) -> bytes:
         try:
-            return await client.trust_metadata(trust_repository, role, max_bytes=MAX_METADATA_BYTES)
+            return await client.trust_metadata(trust_repository, role, version=version, max_bytes=MAX_METADATA_BYTES)
         except NotFoundError:
-            if role == "root":
+            if role == "root" and version is None:
                 raise SignatureError(f"no trust data for {gun} on {server}") from None
-            raise SignatureError(f"trust data for {gun} on {server} has no {role}") from None
+            name = role if version is None else f"{role} version {version}"
+            raise SignatureError(f"trust data for {gun} on {server} has no {name}") from None
 
-    from imagelock.trust.tuf import RELEASES, delegated_roles, verify_repository
+    from imagelock.trust.tuf import RELEASES, delegates_releases, older_root_versions, verify_repository
 
     files = {role: await fetch(role) for role in ("root", "timestamp", "snapshot", "targets")}
-    if RELEASES in delegated_roles(files["targets"]):
+    if delegates_releases(files["targets"]):
         files[RELEASES] = await fetch(RELEASES)
-    pinned = subject.pinned if subject.pinned and subject.pinned.get("method") == policy.method else {}
-    target = verify_repository(
-        files,
-        gun,
-        subject.tag,
-        now=datetime.now(UTC),
-        pinned_root_keys=frozenset(filter(None, pinned.get("root-keys", "").split(","))),
-        min_timestamp_version=int(pinned.get("timestamp-version", "0") or 0),
-    )
+    pins = _pins(subject) if subject.pinned and subject.pinned.get("method") == policy.method else None
+    older_roots = [await fetch("root", version) for version in older_root_versions(files["root"], pins)]
+    target = verify_repository(files, gun, subject.tag, now=datetime.now(UTC), pins=pins, older_roots=older_roots)
     manifest = await client.get_manifest(subject.repository, subject.digest)
     algorithm, _, hexdigest = subject.digest.partition(":")
     if algorithm != "sha256" or target.sha256 != bytes.fromhex(hexdigest):
@@ -114,12 +122,43 @@ async def verify(policy: ContentTrustPolicy, subject: Subject, client: RegistryC
         raise SignatureError(
             f"the signed target for tag {subject.tag} is {target.length} bytes, the manifest {len(manifest.body)}"
         )
+    versions = {VERSION_EVIDENCE[role]: str(version) for role, version in target.versions.items()}
     return Evidence(
         {
             "method": policy.method,
             "root-keys": ",".join(target.root_keys),
+            "root-threshold": str(target.root_threshold),
+            **versions,
             "role": target.role,
             "signature": target.role_digest,
-            "timestamp-version": str(target.timestamp_version),
         }
     )
+
+
+def _pins(subject: Subject) -> Pins | None:
+    """What the lock's evidence holds the repository to; None before its root was first trusted.
+
+    A lock written before imagelock recorded the root threshold holds the next root to every locked
+    root key: never less than the real threshold, and Notary's roots have one key anyway.
+    """
+    from imagelock.trust.tuf import Pins
+
+    evidence = subject.pinned or {}
+    root_keys = frozenset(filter(None, evidence.get("root-keys", "").split(",")))
+    if not root_keys:
+        return None
+
+    def number(key: str, *, positive: bool = False) -> int | None:
+        value = evidence.get(key)
+        if value is None:
+            return None
+        if not re.fullmatch(r"[0-9]{1,18}", value) or (positive and int(value) == 0):
+            raise InputError(
+                f"the lock's content-trust evidence for {subject.repository}: {key} = {value!r}"
+                f" is not a {'positive' if positive else 'whole'} number"
+            )
+        return int(value)
+
+    versions = {role: found for role, key in VERSION_EVIDENCE.items() if (found := number(key)) is not None}
+    threshold = number("root-threshold", positive=True)
+    return Pins(root_keys, len(root_keys) if threshold is None else threshold, versions)

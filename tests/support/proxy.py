@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -42,10 +43,11 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"
 
 @dataclass
 class Proxy:
-    upstream: str  # host:port of the real registry (plain HTTP)
+    upstream: str  # host:port of the real registry (plain HTTP), or of a notary server (with upstream_tls)
     tamper: Tamper | None = None
     intercept: Intercept | None = None
     latency: float = 0.0  # seconds each way: before forwarding a request, and before sending its answer
+    upstream_tls: ssl.SSLContext | None = None  # HTTPS to the upstream, trusting what this context trusts
     requests: Counter[str] = field(default_factory=Counter)
     authorizations: list[str | None] = field(default_factory=list)  # the Authorization header of each request
     server: ThreadingHTTPServer | None = None
@@ -92,7 +94,11 @@ class Proxy:
                 if isinstance(action, Answer):
                     self._send(action)
                     return
-                connection = http.client.HTTPConnection(proxy.upstream, timeout=30)
+                connection = (
+                    http.client.HTTPSConnection(proxy.upstream, timeout=30, context=proxy.upstream_tls)
+                    if proxy.upstream_tls is not None
+                    else http.client.HTTPConnection(proxy.upstream, timeout=30)
+                )
                 headers: dict[str, str] = {}
                 for key, value in self.headers.items():  # repeated headers (skopeo sends one Accept per type) join
                     if key.lower() not in _HOP_BY_HOP | {"host"}:
