@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import ssl
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from pathlib import Path
 
 import pytest
 
+from imagelock.errors import RegistryError
+from imagelock.reference import Repository
+from imagelock.registry import RegistryClient, default_keychain
 from imagelock.registry.transport import is_loopback
 from tests.conftest import PASSWORD, USER, Project, Registry, TokenRegistry, login
 from tests.support.proxy import Answer, Proxy, Tamper
-from tests.support.registry import RegistryServer, Seeder
+from tests.support.registry import PushedImage, RegistryServer, Seeder
+from tests.support.storage import ChallengingStorage
 from tests.support.tls import server_certificate
 from tests.support.tokens import TokenIssuer
 
@@ -381,6 +386,85 @@ def test_credentials_are_not_sent_to_another_origin_on_redirect(
     assert elsewhere.authorizations == [None]  # ...without credentials
     assert result.exit_code == 3  # and the other origin, without them, refuses: nothing is pinned
     assert not project.lock.exists()
+
+
+def push_single_platform(token_registry: TokenRegistry, repository: str) -> PushedImage:
+    """A one-platform image without an index: resolving it reads its config blob."""
+    token = token_registry.issuer.token(USER, [f"repository:{repository}:pull,push"])
+    seeder = Seeder(token_registry.server.url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        return seeder.push_image(repository, "1.0.0", platforms=("linux/amd64",), index=False)
+    finally:
+        seeder.close()
+
+
+def redirecting_blobs(storage: ChallengingStorage, digests: Container[str] | None = None) -> Tamper:
+    """Send blob GETs (those of ``digests``, or all) to the storage, with a 307 as Docker Hub does."""
+
+    def redirect(method: str, path: str, answer: Answer) -> Answer:
+        digest = path.rpartition("/")[2]
+        if method == "GET" and "/blobs/" in path and (digests is None or digest in digests):
+            return Answer(307, {"Location": f"http://{storage.host}{path}"}, b"")
+        return answer
+
+    return redirect
+
+
+def test_a_401_from_a_redirect_target_is_exit_3_and_gets_no_credentials(
+    project: Project, token_registry: TokenRegistry, docker_config: Path
+) -> None:
+    """Blob storage on another origin asks for a Bearer token from a realm of its own: neither gets anything."""
+    push_single_platform(token_registry, "team/single")
+    storage = ChallengingStorage().start()
+    elsewhere = storage.host
+    front = Proxy(token_registry.host, tamper=redirecting_blobs(storage)).start()
+    try:
+        login(docker_config, front.host)
+        project.write(f'[images.app]\nimage = "{front.host}/team/single"\ntag = "1.0.0"\n')
+        token_registry.issuer.requests.clear()
+        result = project.run("lock")
+    finally:
+        front.stop()
+        storage.stop()
+    assert result.exit_code == 3
+    [line] = result.stderr.strip().splitlines()
+    assert f"was redirected to {elsewhere}, which answered 401" in line
+    [received] = storage.received  # the redirected GET, and no token request to the realm it named
+    assert received.path.startswith("/v2/team/single/blobs/sha256:")
+    assert received.authorization is None
+    assert token_registry.issuer.requests == {"Basic": 1}  # the registry's own realm, for the manifest
+    assert not project.lock.exists()
+
+
+def test_a_401_from_a_redirect_target_leaves_the_registry_challenge_for_later_requests(
+    token_registry: TokenRegistry, docker_config: Path
+) -> None:
+    """After the refused redirect, the same run goes on authenticating with the registry's own realm."""
+    push_single_platform(token_registry, "team/single")
+    storage = ChallengingStorage().start()
+    front = Proxy(token_registry.host).start()
+    repository = Repository(front.host, "team/single")
+    login(docker_config, front.host)
+
+    async def one_run() -> tuple[str, bytes]:
+        async with RegistryClient.open(default_keychain()) as client:
+            manifest = await client.get_manifest(repository, "1.0.0")
+            assert manifest.config is not None
+            front.tamper = redirecting_blobs(storage, {manifest.config.digest})
+            with pytest.raises(RegistryError) as refused:
+                await client.get_blob(repository, manifest.config.digest, max_bytes=1 << 20)
+            return str(refused.value), await client.get_blob(repository, manifest.layers[0].digest, max_bytes=1 << 20)
+
+    try:
+        token_registry.issuer.requests.clear()
+        refusal, layer = asyncio.run(one_run())
+    finally:
+        front.stop()
+        storage.stop()
+    assert "answered 401" in refusal
+    assert layer.startswith(b"layer of team/single")  # read with the registry's token, after the refusal
+    assert [received.authorization for received in storage.received] == [None]
+    assert token_registry.issuer.requests == {"Basic": 1}
 
 
 def test_tags_are_listed_once_per_repository_and_run(project: Project, proxy: Proxy) -> None:

@@ -9,6 +9,8 @@ The rules that keep the user safe live here and nowhere else:
 - Credentials go to the registry's own origin, and to a token realm only over HTTPS (plain HTTP
   only when the registry itself may use it). A redirect to another origin loses the
   ``Authorization`` header; a redirect from HTTPS to HTTP is refused; redirects are capped.
+  Only the registry's own origin may challenge for its credentials: a 401 from a redirect target
+  is a failure, never a reason to send them anywhere.
 - Bodies are capped while they stream; nothing unbounded is read into memory.
 - 429, 502, 503, 504, timeouts and broken connections are retried with bounded, jittered
   backoff that honours ``Retry-After``.
@@ -199,6 +201,7 @@ class Transport:
         response = await self._send_to_registry(*send, authorization)
         if response.status != 401:
             return response
+        self._refuse_challenge_from_elsewhere(repository, path, response)
         challenges = parse_challenges(response.headers.get_list("www-authenticate"))
         usable = [challenge for challenge in challenges if challenge.scheme in ("bearer", "basic")]
         if not usable:
@@ -214,6 +217,7 @@ class Transport:
             )
         response = await self._send_to_registry(*send, authorization)
         if response.status == 401:
+            self._refuse_challenge_from_elsewhere(repository, path, response)
             if credential is None:
                 raise RegistryError(
                     f"{repository.api_host}: anonymous access to {repository} refused; "
@@ -221,6 +225,15 @@ class Transport:
                 )
             raise RegistryError(f"{repository.api_host}: credentials for {repository.registry} were rejected (401)")
         return response
+
+    def _refuse_challenge_from_elsewhere(self, repository: Repository, path: str, response: Response) -> None:
+        """A 401 that a redirect target sent (blob storage on another origin) is not the registry's
+        challenge: following it would send the registry's credentials to whatever realm it names."""
+        if _origin(response.url) != _origin(self.registry_url(repository, "/")):
+            raise RegistryError(
+                f"{repository.api_host}: {path.split('?')[0]} was redirected to {response.url.netloc.decode()}, "
+                "which answered 401 unauthorized; credentials go only to the registry itself"
+            )
 
     def registry_url(self, repository: Repository, location: str) -> httpx.URL:
         """A ``Location`` the registry sent (an upload URL), resolved against the registry's own origin."""
