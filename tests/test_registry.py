@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import json
+import random
 import ssl
 import tomllib
-from collections.abc import Container, Iterator
+import tracemalloc
+from collections.abc import Callable, Container, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -16,12 +20,14 @@ from imagelock.errors import RegistryError
 from imagelock.reference import Repository
 from imagelock.registry import RegistryClient, default_keychain
 from imagelock.registry.transport import is_loopback
-from tests.conftest import PASSWORD, USER, Project, Registry, TokenRegistry, login
+from tests.conftest import PASSWORD, USER, CliResult, Project, Registry, TokenRegistry, login
+from tests.support.layers import Layer, push_layered
 from tests.support.proxy import Answer, Proxy, Tamper
 from tests.support.registry import PushedImage, RegistryServer, Seeder
 from tests.support.storage import ChallengingStorage
 from tests.support.tls import server_certificate
 from tests.support.tokens import TokenIssuer
+from tests.support.vulndata import needs_vulndata, vulndata
 
 
 @pytest.fixture
@@ -294,6 +300,104 @@ def test_tag_list_links_to_another_origin_are_refused(project: Project, proxy: P
     result = project.run("lock")
     assert result.exit_code == 3
     assert "another origin" in result.stderr
+
+
+# -- encodings ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bomb() -> bytes:
+    """64 MiB of zeros gzipped twice: 273 bytes on the wire."""
+    return gzip.compress(gzip.compress(bytes(64 << 20)))
+
+
+def sent_gzipped_twice(bomb: bytes, *, layers_only: bool = False) -> Tamper:
+    """Answer with the bomb as ``Content-Encoding: gzip, gzip`` (only in place of gzip layers if asked)."""
+
+    def tamper(method: str, path: str, answer: Answer) -> Answer:
+        if layers_only and not answer.body.startswith(b"\x1f\x8b"):
+            return answer
+        return Answer(answer.status, {**answer.headers, "Content-Encoding": "gzip, gzip"}, bomb)
+
+    return tamper
+
+
+def peak_memory(run: Callable[[], CliResult]) -> tuple[CliResult, int]:
+    """What ``run`` returned, and the most memory Python held meanwhile (every thread: the proxy's too)."""
+    tracemalloc.start()
+    try:
+        result = run()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_every_registry_and_token_request_asks_for_an_unencoded_answer(
+    project: Project, token_registry: TokenRegistry, docker_config: Path
+) -> None:
+    realm = token_registry.issuer.realm
+    token_front = Proxy(urlsplit(realm).netloc).start()
+
+    def realm_through_token_front(method: str, path: str, answer: Answer) -> Answer:
+        moved = f"http://{token_front.host}/token"
+        return Answer(answer.status, {k: v.replace(realm, moved) for k, v in answer.headers.items()}, answer.body)
+
+    front = Proxy(token_registry.host, tamper=realm_through_token_front).start()
+    try:
+        login(docker_config, front.host)
+        project.write(f'[images.api]\nimage = "{front.host}/team/api"\nversion = ">=2"\n')
+        result = project.run("lock")
+    finally:
+        front.stop()
+        token_front.stop()
+    assert result.exit_code == 0, result.stderr
+    assert token_front.requests["GET /token"] == 1
+    asked = front.request_headers + token_front.request_headers
+    assert {headers.get("accept-encoding") for headers in asked} == {"identity"}
+
+
+def test_an_encoded_manifest_is_refused_unread_and_keeps_the_lock(project: Project, proxy: Proxy, bomb: bytes) -> None:
+    project.write(nginx_config(proxy.host))
+    assert project.run("lock").exit_code == 0
+    before = project.lock.read_bytes()
+    proxy.tamper = on_manifests(sent_gzipped_twice(bomb))
+    project.write(nginx_config(proxy.host, 'version = "==1.26.1"'))
+    result, peak = peak_memory(lambda: project.run("lock"))
+    assert result.exit_code == 3
+    assert peak < 8 << 20, f"peak {peak >> 20} MiB for a {len(bomb)}-byte answer"
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: 127.0.0.1: response to /v2/library/nginx/manifests/1.26.1 ")
+    assert "is sent with Content-Encoding 'gzip, gzip'" in line
+    assert project.lock.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "command",
+    [pytest.param("audit", marks=needs_vulndata), "mirror"],
+    ids=["audit streaming a layer", "mirror reading a layer in ranges"],
+)
+def test_an_encoded_layer_is_refused_unread(
+    project: Project,
+    registry: Registry,
+    proxy: Proxy,
+    bomb: bytes,
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("IMAGELOCK_CACHE_DIR", str(tmp_path / "cache"))
+    noise = random.Random(16).randbytes(4096)  # a layer bigger than the bomb: its Content-Length passes the cap
+    push_layered(registry.seeder, "encoded/app", "1", [Layer(files={"etc/os-release": b"ID=alpine\n", "noise": noise})])
+    project.write(f'[images]\napp = "{proxy.host}/encoded/app:1"\n')
+    assert project.run("lock").exit_code == 0
+    proxy.tamper = sent_gzipped_twice(bomb, layers_only=True)
+    arguments = ("--db", str(vulndata("osv"))) if command == "audit" else (f"{registry.host}/encoded-mirror",)
+    result, peak = peak_memory(lambda: project.run(command, *arguments))
+    assert result.exit_code == 3
+    assert peak < 8 << 20, f"peak {peak >> 20} MiB for a {len(bomb)}-byte answer"
+    [line] = result.stderr.strip().splitlines()
+    assert "127.0.0.1: response to /v2/encoded/app/blobs/sha256:" in line
+    assert "is sent with Content-Encoding 'gzip, gzip'" in line
 
 
 # -- transport security ---------------------------------------------------------------------------

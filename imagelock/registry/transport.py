@@ -11,7 +11,9 @@ The rules that keep the user safe live here and nowhere else:
   ``Authorization`` header; a redirect from HTTPS to HTTP is refused; redirects are capped.
   Only the registry's own origin may challenge for its credentials: a 401 from a redirect target
   is a failure, never a reason to send them anywhere.
-- Bodies are capped while they stream; nothing unbounded is read into memory.
+- Bodies are capped while they stream; nothing unbounded is read into memory. Every request asks
+  for ``Accept-Encoding: identity`` and an encoded answer is refused unread, so that the cap counts
+  the bytes that arrive, not what a few of them would decompress to.
 - 429, 502, 503, 504, timeouts and broken connections are retried with bounded, jittered
   backoff that honours ``Retry-After``.
 """
@@ -304,7 +306,7 @@ class Transport:
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=_REQUESTS_PER_POOL),
                 follow_redirects=False,
                 http2=True,
-                headers={"User-Agent": _USER_AGENT},
+                headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"},
             )
         return self._clients[key]
 
@@ -556,6 +558,12 @@ class Transport:
                 asyncio.timeout(whole_answer),
                 client.stream(method, url, headers=headers, content=content) as response,
             ):
+                encoding = response.headers.get("content-encoding", "")
+                if method != "HEAD" and _is_encoded(encoding):
+                    raise RegistryError(
+                        f"{url.host}: response to {url.path} is sent with Content-Encoding {encoding!r}, "
+                        "which imagelock does not decode (it asks for identity)"
+                    )
                 limit = max_bytes if response.status_code < 400 else min(max_bytes, MAX_ERROR_BODY)
                 declared = response.headers.get("content-length")
                 too_large = RegistryError(f"{url.host}: response to {url.path} is larger than {limit} bytes")
@@ -565,7 +573,7 @@ class Transport:
                 received = 0
                 streaming = stream is not None and response.status_code == 200
                 if method != "HEAD":
-                    async for chunk in response.aiter_bytes():
+                    async for chunk in response.aiter_raw():  # never decoded: see the encoding check above
                         received += len(chunk)
                         if received > limit:
                             raise too_large
@@ -607,6 +615,11 @@ class _ConnectionFailedError(Exception):
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return (url.scheme, url.host, url.port)
+
+
+def _is_encoded(content_encoding: str) -> bool:
+    """True unless the ``Content-Encoding`` is absent or says ``identity`` only."""
+    return any(coding.strip().lower() not in ("", "identity") for coding in content_encoding.split(","))
 
 
 def _basic(credential: Credential) -> str:
