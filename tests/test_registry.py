@@ -107,6 +107,21 @@ def test_bearer_token_auth_anonymous_is_denied(project: Project, token_registry:
     assert "docker login" in result.stderr
 
 
+@pytest.mark.parametrize("realm", ["http://[::1/token", "https://xn--/token", "file:///etc/passwd", ""])
+def test_a_bearer_challenge_without_a_usable_realm_is_one_line_exit_3(
+    project: Project, proxy: Proxy, realm: str
+) -> None:
+    def challenge(method: str, path: str) -> Answer:
+        return Answer(401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="registry"'}, b"")
+
+    proxy.intercept = challenge
+    project.write(nginx_config(proxy.host))
+    result = project.run("lock")
+    assert result.exit_code == 3
+    [line] = result.stderr.strip().splitlines()
+    assert line == f"error: {proxy.host}: bearer challenge without an http(s) token realm (realm={realm!r})"
+
+
 # -- digests and tampering ------------------------------------------------------------------------
 
 

@@ -398,17 +398,19 @@ class Transport:
         *,
         renew: bool,
     ) -> str:
-        realm = challenge.realm
-        if not realm:
-            raise RegistryError(f"{repository.api_host}: bearer challenge without a realm")
+        realm_url = challenge.realm_url
+        if realm_url is None:
+            raise RegistryError(
+                f"{repository.api_host}: bearer challenge without an http(s) token realm (realm={challenge.realm!r})"
+            )
         service = challenge.params.get("service", "")
-        key = (realm, service, scope, credential.identity if credential else "")
+        key = (str(realm_url), service, scope, credential.identity if credential else "")
         async with self._token_locks.setdefault(key, asyncio.Lock()):
             cached = self._tokens.get(key)
             fresh = cached is not None and cached.expires_at - _TOKEN_RENEW_MARGIN > time.monotonic()
             if cached is not None and fresh and not renew:
                 return cached.value
-            token = await self._fetch_token(repository, state, realm, service, scope, credential)
+            token = await self._fetch_token(repository, state, realm_url, service, scope, credential)
             self._tokens[key] = token
             return token.value
 
@@ -416,17 +418,14 @@ class Transport:
         self,
         repository: Repository,
         state: _HostState,
-        realm: str,
+        realm_url: httpx.URL,
         service: str,
         scope: str,
         credential: Credential | None,
     ) -> _Token:
         host = repository.api_host
-        realm_url = httpx.URL(realm)
-        if realm_url.scheme not in ("https", "http") or not realm_url.host:
-            raise RegistryError(f"{host}: token realm {realm!r} is not an http(s) URL")
         if realm_url.scheme == "http" and not (state.settings.insecure or is_loopback(host)):
-            raise RegistryError(f"{host}: refusing to send a token request over plain HTTP ({realm})")
+            raise RegistryError(f"{host}: refusing to send a token request over plain HTTP ({realm_url})")
         token_state = state
         if realm_url.netloc.decode() != host:
             # Another host: the registry's CA may apply; its 'insecure' does not.
