@@ -507,6 +507,26 @@ def test_credentials_are_not_sent_to_another_origin_on_redirect(
     assert not project.lock.exists()
 
 
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        ("http://xn--/v2/", "names an invalid host (Malformed A-label"),
+        ("http://[::1/v2/", "Invalid URL in location header"),
+        ("ftp://127.0.0.1/v2/", "refusing redirect from http to ftp://127.0.0.1/v2/"),
+    ],
+    ids=["a host idna refuses", "a port that is no number", "not http"],
+)
+def test_a_redirect_to_anything_but_an_http_url_is_one_line_exit_3(
+    project: Project, proxy: Proxy, location: str, message: str
+) -> None:
+    proxy.tamper = on_manifests(lambda method, path, answer: Answer(307, {"Location": location}, b""))
+    project.write(nginx_config(proxy.host))
+    result = project.run("lock")
+    assert result.exit_code == 3
+    [line] = result.stderr.strip().splitlines()
+    assert message in line
+
+
 def push_single_platform(token_registry: TokenRegistry, repository: str) -> PushedImage:
     """A one-platform image without an index: resolving it reads its config blob."""
     token = token_registry.issuer.token(USER, [f"repository:{repository}:pull,push"])

@@ -591,6 +591,8 @@ class Transport:
                     "set ca-cert, or insecure, for this registry under [registries] in images.toml"
                 ) from None
             raise _ConnectionFailedError(error) from error
+        except UnicodeError as error:  # httpx reads a Location's host as the answer arrives; idna refuses some
+            raise RegistryError(f"{url.host}: response to {url.path} names an invalid host ({error})") from None
 
 
 class ConnectionLostError(RegistryError):
