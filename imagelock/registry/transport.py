@@ -240,7 +240,13 @@ class Transport:
     def registry_url(self, repository: Repository, location: str) -> httpx.URL:
         """A ``Location`` the registry sent (an upload URL), resolved against the registry's own origin."""
         state = self._host(repository)
-        return httpx.URL(f"{state.scheme or 'https'}://{repository.api_host}/").join(location)
+        try:
+            url = httpx.URL(f"{state.scheme or 'https'}://{repository.api_host}/").join(location)
+            if url.scheme in ("https", "http") and url.host:
+                return url
+        except (httpx.InvalidURL, ValueError):  # idna's errors are ValueErrors, raised when ``host`` decodes
+            pass
+        raise RegistryError(f"{repository.api_host}: the registry sent a location that is no http(s) URL: {location!r}")
 
     async def request_url(
         self,
