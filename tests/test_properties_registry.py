@@ -1,4 +1,4 @@
-"""Property tests of what the registry client reads from untrusted headers: ``WWW-Authenticate``.
+"""Property tests of what the registry client reads from untrusted headers: ``WWW-Authenticate``, ``Location``.
 
 Whatever a registry (or anything it redirects to) sends, reading it ends in challenges or in one of
 imagelock's own errors, never in another exception.
@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 
+import httpx
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from imagelock.errors import ImagelockError
 from imagelock.registry.challenge import Challenge, parse_challenges
+from imagelock.registry.urls import http_url
 
 TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 tokens = st.from_regex(TOKEN, fullmatch=True)
@@ -70,6 +72,12 @@ def quoted(value: str) -> str:
 @given(st.sampled_from(["https://", "http://", "https://xn--", ""]), st.text(), st.sampled_from(["", "/token"]))
 def test_any_realm_is_an_http_url_with_a_host_or_none(scheme: str, middle: str, path: str) -> None:
     read([f"Bearer realm={quoted(scheme + middle + path)}"])
+
+
+@given(st.sampled_from(["https://", "http://", "https://xn--", "/", ""]), st.text())
+def test_any_location_is_an_http_url_with_a_host_or_none(start: str, rest: str) -> None:
+    url = http_url(start + rest, httpx.URL("https://registry.example:5000/v2/"))
+    assert url is None or (url.scheme in ("https", "http") and url.host)
 
 
 def render(challenge: Challenge, separator: str) -> str:

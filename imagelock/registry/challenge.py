@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from imagelock.registry.urls import http_url
+
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _PARAM = re.compile(rf'\s*({_TOKEN})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN}))\s*')
 _SCHEME = re.compile(rf"\s*({_TOKEN})(?:\s+|(?=,)|$)")  # a comma ends a challenge without parameters
@@ -25,11 +27,7 @@ class Challenge:
     @property
     def realm_url(self) -> httpx.URL | None:
         """The realm as an http(s) URL with a host, or None when it is missing or anything else."""
-        try:
-            url = httpx.URL(self.realm or "")
-            return url if url.scheme in ("https", "http") and url.host else None
-        except (httpx.InvalidURL, ValueError):  # idna's errors are ValueErrors, raised when ``host`` decodes
-            return None
+        return http_url(self.realm or "")
 
 
 def parse_challenges(headers: Iterable[str]) -> list[Challenge]:

@@ -40,6 +40,7 @@ from imagelock.events import Events, Silent
 from imagelock.reference import Repository
 from imagelock.registry.authn import Credential, Keychain
 from imagelock.registry.challenge import Challenge, parse_challenges
+from imagelock.registry.urls import http_url
 
 MAX_ERROR_BODY = 1 << 20
 MAX_TOKEN_BODY = 1 << 20
@@ -240,13 +241,12 @@ class Transport:
     def registry_url(self, repository: Repository, location: str) -> httpx.URL:
         """A ``Location`` the registry sent (an upload URL), resolved against the registry's own origin."""
         state = self._host(repository)
-        try:
-            url = httpx.URL(f"{state.scheme or 'https'}://{repository.api_host}/").join(location)
-            if url.scheme in ("https", "http") and url.host:
-                return url
-        except (httpx.InvalidURL, ValueError):  # idna's errors are ValueErrors, raised when ``host`` decodes
-            pass
-        raise RegistryError(f"{repository.api_host}: the registry sent a location that is no http(s) URL: {location!r}")
+        url = http_url(location, httpx.URL(f"{state.scheme or 'https'}://{repository.api_host}/"))
+        if url is None:
+            raise RegistryError(
+                f"{repository.api_host}: the registry sent a location that is no http(s) URL: {location!r}"
+            )
+        return url
 
     async def request_url(
         self,
