@@ -402,6 +402,26 @@ def test_deploying_from_the_mirror_by_digest_with_ref_relocate(
         assert answer.headers["docker-content-digest"] == digest
 
 
+@pytest.mark.parametrize("location", ["http://xn--/upload", "http://[::1/upload", "ftp://127.0.0.1/upload"])
+def test_an_upload_location_that_is_no_http_url_is_one_line_exit_3(
+    tmp_path: Path, source: Source, target: RegistryServer, location: str
+) -> None:
+    def send_uploads_nowhere(method: str, path: str, answer: Answer) -> Answer:
+        for name in list(answer.headers):
+            if name.lower() == "location" and method == "POST" and "/blobs/uploads/" in path:
+                answer.headers[name] = location
+        return answer
+
+    proxy = Proxy(target.host, tamper=send_uploads_nowhere).start()
+    try:
+        result = locked_project(tmp_path, source).run("mirror", f"{proxy.host}/mirror", "legacy")
+    finally:
+        proxy.stop()
+    assert result.exit_code == 3
+    [line] = result.stderr.strip().splitlines()
+    assert f"the registry sent a location that is no http(s) URL: {location!r}" in line
+
+
 def test_an_upload_location_on_another_origin_gets_no_credentials(
     tmp_path: Path, source: Source, token_registry: TokenRegistry, docker_config: Path
 ) -> None:

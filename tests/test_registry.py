@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import hashlib
 import json
+import random
 import ssl
 import tomllib
-from collections.abc import Iterator
+import tracemalloc
+from collections.abc import Callable, Container, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
+from imagelock.errors import RegistryError
+from imagelock.reference import Repository
+from imagelock.registry import RegistryClient, default_keychain
 from imagelock.registry.transport import is_loopback
-from tests.conftest import PASSWORD, USER, Project, Registry, TokenRegistry, login
+from tests.conftest import PASSWORD, USER, CliResult, Project, Registry, TokenRegistry, login
+from tests.support.layers import Layer, push_layered
 from tests.support.proxy import Answer, Proxy, Tamper
-from tests.support.registry import RegistryServer, Seeder
+from tests.support.registry import PushedImage, RegistryServer, Seeder
+from tests.support.storage import ChallengingStorage
 from tests.support.tls import server_certificate
 from tests.support.tokens import TokenIssuer
+from tests.support.vulndata import needs_vulndata, vulndata
 
 
 @pytest.fixture
@@ -94,6 +105,21 @@ def test_bearer_token_auth_anonymous_is_denied(project: Project, token_registry:
     assert result.exit_code == 3
     assert token_registry.host in result.stderr
     assert "docker login" in result.stderr
+
+
+@pytest.mark.parametrize("realm", ["http://[::1/token", "https://xn--/token", "file:///etc/passwd", ""])
+def test_a_bearer_challenge_without_a_usable_realm_is_one_line_exit_3(
+    project: Project, proxy: Proxy, realm: str
+) -> None:
+    def challenge(method: str, path: str) -> Answer:
+        return Answer(401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="registry"'}, b"")
+
+    proxy.intercept = challenge
+    project.write(nginx_config(proxy.host))
+    result = project.run("lock")
+    assert result.exit_code == 3
+    [line] = result.stderr.strip().splitlines()
+    assert line == f"error: {proxy.host}: bearer challenge without an http(s) token realm (realm={realm!r})"
 
 
 # -- digests and tampering ------------------------------------------------------------------------
@@ -291,6 +317,104 @@ def test_tag_list_links_to_another_origin_are_refused(project: Project, proxy: P
     assert "another origin" in result.stderr
 
 
+# -- encodings ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bomb() -> bytes:
+    """64 MiB of zeros gzipped twice: 273 bytes on the wire."""
+    return gzip.compress(gzip.compress(bytes(64 << 20)))
+
+
+def sent_gzipped_twice(bomb: bytes, *, layers_only: bool = False) -> Tamper:
+    """Answer with the bomb as ``Content-Encoding: gzip, gzip`` (only in place of gzip layers if asked)."""
+
+    def tamper(method: str, path: str, answer: Answer) -> Answer:
+        if layers_only and not answer.body.startswith(b"\x1f\x8b"):
+            return answer
+        return Answer(answer.status, {**answer.headers, "Content-Encoding": "gzip, gzip"}, bomb)
+
+    return tamper
+
+
+def peak_memory(run: Callable[[], CliResult]) -> tuple[CliResult, int]:
+    """What ``run`` returned, and the most memory Python held meanwhile (every thread: the proxy's too)."""
+    tracemalloc.start()
+    try:
+        result = run()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_every_registry_and_token_request_asks_for_an_unencoded_answer(
+    project: Project, token_registry: TokenRegistry, docker_config: Path
+) -> None:
+    realm = token_registry.issuer.realm
+    token_front = Proxy(urlsplit(realm).netloc).start()
+
+    def realm_through_token_front(method: str, path: str, answer: Answer) -> Answer:
+        moved = f"http://{token_front.host}/token"
+        return Answer(answer.status, {k: v.replace(realm, moved) for k, v in answer.headers.items()}, answer.body)
+
+    front = Proxy(token_registry.host, tamper=realm_through_token_front).start()
+    try:
+        login(docker_config, front.host)
+        project.write(f'[images.api]\nimage = "{front.host}/team/api"\nversion = ">=2"\n')
+        result = project.run("lock")
+    finally:
+        front.stop()
+        token_front.stop()
+    assert result.exit_code == 0, result.stderr
+    assert token_front.requests["GET /token"] == 1
+    asked = front.request_headers + token_front.request_headers
+    assert {headers.get("accept-encoding") for headers in asked} == {"identity"}
+
+
+def test_an_encoded_manifest_is_refused_unread_and_keeps_the_lock(project: Project, proxy: Proxy, bomb: bytes) -> None:
+    project.write(nginx_config(proxy.host))
+    assert project.run("lock").exit_code == 0
+    before = project.lock.read_bytes()
+    proxy.tamper = on_manifests(sent_gzipped_twice(bomb))
+    project.write(nginx_config(proxy.host, 'version = "==1.26.1"'))
+    result, peak = peak_memory(lambda: project.run("lock"))
+    assert result.exit_code == 3
+    assert peak < 8 << 20, f"peak {peak >> 20} MiB for a {len(bomb)}-byte answer"
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: 127.0.0.1: response to /v2/library/nginx/manifests/1.26.1 ")
+    assert "is sent with Content-Encoding 'gzip, gzip'" in line
+    assert project.lock.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "command",
+    [pytest.param("audit", marks=needs_vulndata), "mirror"],
+    ids=["audit streaming a layer", "mirror reading a layer in ranges"],
+)
+def test_an_encoded_layer_is_refused_unread(
+    project: Project,
+    registry: Registry,
+    proxy: Proxy,
+    bomb: bytes,
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("IMAGELOCK_CACHE_DIR", str(tmp_path / "cache"))
+    noise = random.Random(16).randbytes(4096)  # a layer bigger than the bomb: its Content-Length passes the cap
+    push_layered(registry.seeder, "encoded/app", "1", [Layer(files={"etc/os-release": b"ID=alpine\n", "noise": noise})])
+    project.write(f'[images]\napp = "{proxy.host}/encoded/app:1"\n')
+    assert project.run("lock").exit_code == 0
+    proxy.tamper = sent_gzipped_twice(bomb, layers_only=True)
+    arguments = ("--db", str(vulndata("osv"))) if command == "audit" else (f"{registry.host}/encoded-mirror",)
+    result, peak = peak_memory(lambda: project.run(command, *arguments))
+    assert result.exit_code == 3
+    assert peak < 8 << 20, f"peak {peak >> 20} MiB for a {len(bomb)}-byte answer"
+    [line] = result.stderr.strip().splitlines()
+    assert "127.0.0.1: response to /v2/encoded/app/blobs/sha256:" in line
+    assert "is sent with Content-Encoding 'gzip, gzip'" in line
+
+
 # -- transport security ---------------------------------------------------------------------------
 
 
@@ -381,6 +505,105 @@ def test_credentials_are_not_sent_to_another_origin_on_redirect(
     assert elsewhere.authorizations == [None]  # ...without credentials
     assert result.exit_code == 3  # and the other origin, without them, refuses: nothing is pinned
     assert not project.lock.exists()
+
+
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        ("http://xn--/v2/", "names an invalid host (Malformed A-label"),
+        ("http://[::1/v2/", "Invalid URL in location header"),
+        ("ftp://127.0.0.1/v2/", "refusing redirect from http to ftp://127.0.0.1/v2/"),
+    ],
+    ids=["a host idna refuses", "a port that is no number", "not http"],
+)
+def test_a_redirect_to_anything_but_an_http_url_is_one_line_exit_3(
+    project: Project, proxy: Proxy, location: str, message: str
+) -> None:
+    proxy.tamper = on_manifests(lambda method, path, answer: Answer(307, {"Location": location}, b""))
+    project.write(nginx_config(proxy.host))
+    result = project.run("lock")
+    assert result.exit_code == 3
+    [line] = result.stderr.strip().splitlines()
+    assert message in line
+
+
+def push_single_platform(token_registry: TokenRegistry, repository: str) -> PushedImage:
+    """A one-platform image without an index: resolving it reads its config blob."""
+    token = token_registry.issuer.token(USER, [f"repository:{repository}:pull,push"])
+    seeder = Seeder(token_registry.server.url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        return seeder.push_image(repository, "1.0.0", platforms=("linux/amd64",), index=False)
+    finally:
+        seeder.close()
+
+
+def redirecting_blobs(storage: ChallengingStorage, digests: Container[str] | None = None) -> Tamper:
+    """Send blob GETs (those of ``digests``, or all) to the storage, with a 307 as Docker Hub does."""
+
+    def redirect(method: str, path: str, answer: Answer) -> Answer:
+        digest = path.rpartition("/")[2]
+        if method == "GET" and "/blobs/" in path and (digests is None or digest in digests):
+            return Answer(307, {"Location": f"http://{storage.host}{path}"}, b"")
+        return answer
+
+    return redirect
+
+
+def test_a_401_from_a_redirect_target_is_exit_3_and_gets_no_credentials(
+    project: Project, token_registry: TokenRegistry, docker_config: Path
+) -> None:
+    """Blob storage on another origin asks for a Bearer token from a realm of its own: neither gets anything."""
+    push_single_platform(token_registry, "team/single")
+    storage = ChallengingStorage().start()
+    elsewhere = storage.host
+    front = Proxy(token_registry.host, tamper=redirecting_blobs(storage)).start()
+    try:
+        login(docker_config, front.host)
+        project.write(f'[images.app]\nimage = "{front.host}/team/single"\ntag = "1.0.0"\n')
+        token_registry.issuer.requests.clear()
+        result = project.run("lock")
+    finally:
+        front.stop()
+        storage.stop()
+    assert result.exit_code == 3
+    [line] = result.stderr.strip().splitlines()
+    assert f"was redirected to {elsewhere}, which answered 401" in line
+    [received] = storage.received  # the redirected GET, and no token request to the realm it named
+    assert received.path.startswith("/v2/team/single/blobs/sha256:")
+    assert received.authorization is None
+    assert token_registry.issuer.requests == {"Basic": 1}  # the registry's own realm, for the manifest
+    assert not project.lock.exists()
+
+
+def test_a_401_from_a_redirect_target_leaves_the_registry_challenge_for_later_requests(
+    token_registry: TokenRegistry, docker_config: Path
+) -> None:
+    """After the refused redirect, the same run goes on authenticating with the registry's own realm."""
+    push_single_platform(token_registry, "team/single")
+    storage = ChallengingStorage().start()
+    front = Proxy(token_registry.host).start()
+    repository = Repository(front.host, "team/single")
+    login(docker_config, front.host)
+
+    async def one_run() -> tuple[str, bytes]:
+        async with RegistryClient.open(default_keychain()) as client:
+            manifest = await client.get_manifest(repository, "1.0.0")
+            assert manifest.config is not None
+            front.tamper = redirecting_blobs(storage, {manifest.config.digest})
+            with pytest.raises(RegistryError) as refused:
+                await client.get_blob(repository, manifest.config.digest, max_bytes=1 << 20)
+            return str(refused.value), await client.get_blob(repository, manifest.layers[0].digest, max_bytes=1 << 20)
+
+    try:
+        token_registry.issuer.requests.clear()
+        refusal, layer = asyncio.run(one_run())
+    finally:
+        front.stop()
+        storage.stop()
+    assert "answered 401" in refusal
+    assert layer.startswith(b"layer of team/single")  # read with the registry's token, after the refusal
+    assert [received.authorization for received in storage.received] == [None]
+    assert token_registry.issuer.requests == {"Basic": 1}
 
 
 def test_tags_are_listed_once_per_repository_and_run(project: Project, proxy: Proxy) -> None:

@@ -6,9 +6,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import httpx
+
+from imagelock.registry.urls import http_url
+
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _PARAM = re.compile(rf'\s*({_TOKEN})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN}))\s*')
-_SCHEME = re.compile(rf"\s*({_TOKEN})(?:\s+|$)")
+_SCHEME = re.compile(rf"\s*({_TOKEN})(?:\s+|(?=,)|$)")  # a comma ends a challenge without parameters
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,11 @@ class Challenge:
     @property
     def realm(self) -> str | None:
         return self.params.get("realm")
+
+    @property
+    def realm_url(self) -> httpx.URL | None:
+        """The realm as an http(s) URL with a host, or None when it is missing or anything else."""
+        return http_url(self.realm or "")
 
 
 def parse_challenges(headers: Iterable[str]) -> list[Challenge]:

@@ -9,7 +9,11 @@ The rules that keep the user safe live here and nowhere else:
 - Credentials go to the registry's own origin, and to a token realm only over HTTPS (plain HTTP
   only when the registry itself may use it). A redirect to another origin loses the
   ``Authorization`` header; a redirect from HTTPS to HTTP is refused; redirects are capped.
-- Bodies are capped while they stream; nothing unbounded is read into memory.
+  Only the registry's own origin may challenge for its credentials: a 401 from a redirect target
+  is a failure, never a reason to send them anywhere.
+- Bodies are capped while they stream; nothing unbounded is read into memory. Every request asks
+  for ``Accept-Encoding: identity`` and an encoded answer is refused unread, so that the cap counts
+  the bytes that arrive, not what a few of them would decompress to.
 - 429, 502, 503, 504, timeouts and broken connections are retried with bounded, jittered
   backoff that honours ``Retry-After``.
 """
@@ -36,6 +40,7 @@ from imagelock.events import Events, Silent
 from imagelock.reference import Repository
 from imagelock.registry.authn import Credential, Keychain
 from imagelock.registry.challenge import Challenge, parse_challenges
+from imagelock.registry.urls import http_url
 
 MAX_ERROR_BODY = 1 << 20
 MAX_TOKEN_BODY = 1 << 20
@@ -199,6 +204,7 @@ class Transport:
         response = await self._send_to_registry(*send, authorization)
         if response.status != 401:
             return response
+        self._refuse_challenge_from_elsewhere(repository, path, response)
         challenges = parse_challenges(response.headers.get_list("www-authenticate"))
         usable = [challenge for challenge in challenges if challenge.scheme in ("bearer", "basic")]
         if not usable:
@@ -214,6 +220,7 @@ class Transport:
             )
         response = await self._send_to_registry(*send, authorization)
         if response.status == 401:
+            self._refuse_challenge_from_elsewhere(repository, path, response)
             if credential is None:
                 raise RegistryError(
                     f"{repository.api_host}: anonymous access to {repository} refused; "
@@ -222,10 +229,24 @@ class Transport:
             raise RegistryError(f"{repository.api_host}: credentials for {repository.registry} were rejected (401)")
         return response
 
+    def _refuse_challenge_from_elsewhere(self, repository: Repository, path: str, response: Response) -> None:
+        """A 401 that a redirect target sent (blob storage on another origin) is not the registry's
+        challenge: following it would send the registry's credentials to whatever realm it names."""
+        if _origin(response.url) != _origin(self.registry_url(repository, "/")):
+            raise RegistryError(
+                f"{repository.api_host}: {path.split('?')[0]} was redirected to {response.url.netloc.decode()}, "
+                "which answered 401 unauthorized; credentials go only to the registry itself"
+            )
+
     def registry_url(self, repository: Repository, location: str) -> httpx.URL:
         """A ``Location`` the registry sent (an upload URL), resolved against the registry's own origin."""
         state = self._host(repository)
-        return httpx.URL(f"{state.scheme or 'https'}://{repository.api_host}/").join(location)
+        url = http_url(location, httpx.URL(f"{state.scheme or 'https'}://{repository.api_host}/"))
+        if url is None:
+            raise RegistryError(
+                f"{repository.api_host}: the registry sent a location that is no http(s) URL: {location!r}"
+            )
+        return url
 
     async def request_url(
         self,
@@ -291,7 +312,7 @@ class Transport:
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=_REQUESTS_PER_POOL),
                 follow_redirects=False,
                 http2=True,
-                headers={"User-Agent": _USER_AGENT},
+                headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"},
             )
         return self._clients[key]
 
@@ -383,17 +404,19 @@ class Transport:
         *,
         renew: bool,
     ) -> str:
-        realm = challenge.realm
-        if not realm:
-            raise RegistryError(f"{repository.api_host}: bearer challenge without a realm")
+        realm_url = challenge.realm_url
+        if realm_url is None:
+            raise RegistryError(
+                f"{repository.api_host}: bearer challenge without an http(s) token realm (realm={challenge.realm!r})"
+            )
         service = challenge.params.get("service", "")
-        key = (realm, service, scope, credential.identity if credential else "")
+        key = (str(realm_url), service, scope, credential.identity if credential else "")
         async with self._token_locks.setdefault(key, asyncio.Lock()):
             cached = self._tokens.get(key)
             fresh = cached is not None and cached.expires_at - _TOKEN_RENEW_MARGIN > time.monotonic()
             if cached is not None and fresh and not renew:
                 return cached.value
-            token = await self._fetch_token(repository, state, realm, service, scope, credential)
+            token = await self._fetch_token(repository, state, realm_url, service, scope, credential)
             self._tokens[key] = token
             return token.value
 
@@ -401,17 +424,14 @@ class Transport:
         self,
         repository: Repository,
         state: _HostState,
-        realm: str,
+        realm_url: httpx.URL,
         service: str,
         scope: str,
         credential: Credential | None,
     ) -> _Token:
         host = repository.api_host
-        realm_url = httpx.URL(realm)
-        if realm_url.scheme not in ("https", "http") or not realm_url.host:
-            raise RegistryError(f"{host}: token realm {realm!r} is not an http(s) URL")
         if realm_url.scheme == "http" and not (state.settings.insecure or is_loopback(host)):
-            raise RegistryError(f"{host}: refusing to send a token request over plain HTTP ({realm})")
+            raise RegistryError(f"{host}: refusing to send a token request over plain HTTP ({realm_url})")
         token_state = state
         if realm_url.netloc.decode() != host:
             # Another host: the registry's CA may apply; its 'insecure' does not.
@@ -543,6 +563,12 @@ class Transport:
                 asyncio.timeout(whole_answer),
                 client.stream(method, url, headers=headers, content=content) as response,
             ):
+                encoding = response.headers.get("content-encoding", "")
+                if method != "HEAD" and _is_encoded(encoding):
+                    raise RegistryError(
+                        f"{url.host}: response to {url.path} is sent with Content-Encoding {encoding!r}, "
+                        "which imagelock does not decode (it asks for identity)"
+                    )
                 limit = max_bytes if response.status_code < 400 else min(max_bytes, MAX_ERROR_BODY)
                 declared = response.headers.get("content-length")
                 too_large = RegistryError(f"{url.host}: response to {url.path} is larger than {limit} bytes")
@@ -552,7 +578,7 @@ class Transport:
                 received = 0
                 streaming = stream is not None and response.status_code == 200
                 if method != "HEAD":
-                    async for chunk in response.aiter_bytes():
+                    async for chunk in response.aiter_raw():  # never decoded: see the encoding check above
                         received += len(chunk)
                         if received > limit:
                             raise too_large
@@ -571,6 +597,8 @@ class Transport:
                     "set ca-cert, or insecure, for this registry under [registries] in images.toml"
                 ) from None
             raise _ConnectionFailedError(error) from error
+        except UnicodeError as error:  # httpx reads a Location's host as the answer arrives; idna refuses some
+            raise RegistryError(f"{url.host}: response to {url.path} names an invalid host ({error})") from None
 
 
 class ConnectionLostError(RegistryError):
@@ -594,6 +622,11 @@ class _ConnectionFailedError(Exception):
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return (url.scheme, url.host, url.port)
+
+
+def _is_encoded(content_encoding: str) -> bool:
+    """True unless the ``Content-Encoding`` is absent or says ``identity`` only."""
+    return any(coding.strip().lower() not in ("", "identity") for coding in content_encoding.split(","))
 
 
 def _basic(credential: Credential) -> str:

@@ -2,10 +2,10 @@
 
 Every request is forwarded to the upstream registry. Before forwarding, an ``intercept`` hook may
 answer in the registry's place, reset the connection, or delay; after, a ``tamper`` hook may
-rewrite the answer (body, headers, status). The proxy counts requests by path, records the
-Authorization header of each, and the most requests it saw in flight at once. ``latency`` adds a
-fixed one-way delay to every request and again to every answer, like a slow network (the
-benchmarks use it); connection set-up is not delayed.
+rewrite the answer (body, headers, status). The proxy counts requests by path, records the headers
+of each, and the most requests it saw in flight at once. ``latency`` adds a fixed one-way delay to
+every request and again to every answer, like a slow network (the benchmarks use it); connection
+set-up is not delayed.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import ThreadingHTTPServer
 
 from tests.support.serving import QuietHandler, serve, shut_down
@@ -49,11 +50,16 @@ class Proxy:
     latency: float = 0.0  # seconds each way: before forwarding a request, and before sending its answer
     upstream_tls: ssl.SSLContext | None = None  # HTTPS to the upstream, trusting what this context trusts
     requests: Counter[str] = field(default_factory=Counter)
-    authorizations: list[str | None] = field(default_factory=list)  # the Authorization header of each request
+    request_headers: list[Message] = field(default_factory=list)  # the headers of each request
     server: ThreadingHTTPServer | None = None
     in_flight: int = 0
     most_in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def authorizations(self) -> list[str | None]:
+        """The Authorization header of each request."""
+        return [headers.get("authorization") for headers in self.request_headers]
 
     @property
     def host(self) -> str:
@@ -71,7 +77,7 @@ class Proxy:
                 request_body = self.rfile.read(length) if length else None
                 with proxy._lock:
                     proxy.requests[f"{self.command} {self.path.split('?')[0]}"] += 1
-                    proxy.authorizations.append(self.headers.get("authorization"))
+                    proxy.request_headers.append(self.headers)
                     proxy.in_flight += 1
                     proxy.most_in_flight = max(proxy.most_in_flight, proxy.in_flight)
                 try:
