@@ -3,6 +3,7 @@ offline (directory and zip) and online (a local server speaking the OSV API), an
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import tracemalloc
@@ -207,6 +208,37 @@ def test_online_through_the_osv_api(locked: Project) -> None:
         assert "querybatch: HTTP 500" in failed.stderr
     finally:
         server.stop()
+
+
+def test_an_osv_answer_that_would_decode_to_gibs_is_refused_unread(locked: Project) -> None:
+    records = [json.loads(path.read_bytes()) for path in sorted(vulndata("osv").rglob("*.json"))]
+    bomb = gzip.compress(gzip.compress(b'{"results": []}' + b" " * (256 << 20)))  # 256 MiB of JSON in 1 KiB
+    server = OsvServer(records, gzip_bomb=bomb).start()
+    try:
+        tracemalloc.start()
+        try:
+            result = locked.run("audit", "--osv-url", server.url)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    finally:
+        server.stop()
+    assert result.exit_code == 3
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "querybatch: sent with Content-Encoding 'gzip, gzip'" in result.stderr
+    assert peak < 16 << 20, f"peak {peak >> 20} MiB"
+
+
+def test_an_osv_answer_past_its_size_cap_is_refused(locked: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("imagelock.audit.database.MAX_QUERY_ANSWER_BYTES", 1 << 20)
+    records = [json.loads(path.read_bytes()) for path in sorted(vulndata("osv").rglob("*.json"))]
+    server = OsvServer(records, padding=2 << 20).start()
+    try:
+        result = locked.run("audit", "--osv-url", server.url)
+    finally:
+        server.stop()
+    assert result.exit_code == 3
+    assert "querybatch: answer is larger than 1048576 bytes" in result.stderr
 
 
 def test_no_data_is_exit_3_and_the_lock_is_untouched(locked: Project, tmp_path: Path) -> None:

@@ -30,9 +30,11 @@ OSV_API = "https://api.osv.dev"
 OSV_EXPORTS = "https://storage.googleapis.com/osv-vulnerabilities"
 DEFAULT_ECOSYSTEMS = ("Alpine", "Debian", "PyPI", "npm")
 MAX_RECORD_BYTES = 16 << 20
+MAX_QUERY_ANSWER_BYTES = 64 << 20  # one querybatch answer: ids of the records naming up to 1,000 packages
 _BATCH = 1000  # queries per querybatch request, the API's limit
 _CONCURRENT_FETCHES = 16
 _TIMEOUT = 30.0
+_IDENTITY = {"Accept-Encoding": "identity"}
 
 
 class Database(Protocol):
@@ -119,7 +121,7 @@ class OnlineDatabase:
 
         queries = sorted({(package.ecosystem, package.osv_name, package.osv_version) for package in packages})
         try:
-            async with httpx.AsyncClient(timeout=_TIMEOUT, follow_redirects=False) as client:
+            async with httpx.AsyncClient(timeout=_TIMEOUT, follow_redirects=False, headers=_IDENTITY) as client:
                 ids: set[str] = set()
                 for start in range(0, len(queries), _BATCH):
                     ids |= await self._query(client, queries[start : start + _BATCH])
@@ -140,8 +142,8 @@ class OnlineDatabase:
         ]
         ids: set[str] = set()
         while pending:
-            response = await client.post(f"{self.url}/v1/querybatch", json={"queries": pending})
-            document = _json_answer(response, f"{self.url}/v1/querybatch")
+            request = client.build_request("POST", f"{self.url}/v1/querybatch", json={"queries": pending})
+            document = await _json_answer(client, request, MAX_QUERY_ANSWER_BYTES)
             results = document.get("results") if isinstance(document, dict) else None
             if not isinstance(results, list) or len(results) != len(pending):
                 raise DataUnavailableError(f"{self.url}/v1/querybatch: answer does not have one result per query")
@@ -159,20 +161,44 @@ class OnlineDatabase:
 
     async def _record(self, client: httpx.AsyncClient, identifier: str) -> Record:
         where = f"{self.url}/v1/vulns/{identifier}"
-        response = await client.get(where)
+        document = await _json_answer(client, client.build_request("GET", where), MAX_RECORD_BYTES)
         try:
-            return Record.parse(_json_answer(response, where))
+            return Record.parse(document)
         except InvalidRecordError as error:
             raise DataUnavailableError(f"{where}: {error}") from None
 
 
-def _json_answer(response: httpx.Response, where: str) -> object:
-    if response.status_code != 200:
-        raise DataUnavailableError(f"{where}: HTTP {response.status_code}")
+async def _json_answer(client: httpx.AsyncClient, request: httpx.Request, max_bytes: int) -> object:
+    """The JSON of a 200 answer, read as it arrives and never past ``max_bytes``.
+
+    The answer must come unencoded (we ask for identity): a few KiB of gzip may decode to GiBs, so
+    counting decoded bytes would bound nothing.
+    """
+    where = str(request.url)
+    response = await client.send(request, stream=True)
     try:
-        return json.loads(response.content)
-    except ValueError:
+        if response.status_code != 200:
+            raise DataUnavailableError(f"{where}: HTTP {response.status_code}")
+        _refuse_encoded(response, where)
+        body = bytearray()
+        async for chunk in response.aiter_raw():
+            body += chunk
+            if len(body) > max_bytes:
+                raise DataUnavailableError(f"{where}: answer is larger than {max_bytes} bytes")
+    finally:
+        await response.aclose()
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
         raise DataUnavailableError(f"{where}: answer is not JSON") from None
+
+
+def _refuse_encoded(response: httpx.Response, where: str) -> None:
+    from imagelock.registry.transport import is_encoded
+
+    encoding = response.headers.get("content-encoding", "")
+    if is_encoded(encoding):
+        raise DataUnavailableError(f"{where}: sent with Content-Encoding {encoding!r}, which imagelock does not decode")
 
 
 # -- downloading the exports once, for offline use ---------------------------------------------------------
@@ -205,13 +231,17 @@ def download(
         source = f"{url}/{ecosystem}/all.zip"
         descriptor, temporary = tempfile.mkstemp(prefix=".all.", suffix=".zip", dir=target.parent)
         try:
-            with os.fdopen(descriptor, "wb") as handle, httpx.stream("GET", source, timeout=_TIMEOUT) as response:
+            with (
+                os.fdopen(descriptor, "wb") as handle,
+                httpx.stream("GET", source, timeout=_TIMEOUT, headers=_IDENTITY) as response,
+            ):
                 if response.status_code != 200:
                     raise DataUnavailableError(f"{source}: HTTP {response.status_code}")
+                _refuse_encoded(response, source)
                 declared = response.headers.get("content-length")
                 total = int(declared) if declared and declared.isdigit() else None
                 received = 0
-                for chunk in response.iter_bytes():
+                for chunk in response.iter_raw():
                     handle.write(chunk)
                     received += len(chunk)
                     if progress is not None:

@@ -564,7 +564,7 @@ class Transport:
                 client.stream(method, url, headers=headers, content=content) as response,
             ):
                 encoding = response.headers.get("content-encoding", "")
-                if method != "HEAD" and _is_encoded(encoding):
+                if method != "HEAD" and is_encoded(encoding):
                     raise RegistryError(
                         f"{url.host}: response to {url.path} is sent with Content-Encoding {encoding!r}, "
                         "which imagelock does not decode (it asks for identity)"
@@ -624,7 +624,7 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return (url.scheme, url.host, url.port)
 
 
-def _is_encoded(content_encoding: str) -> bool:
+def is_encoded(content_encoding: str) -> bool:
     """True unless the ``Content-Encoding`` is absent or says ``identity`` only."""
     return any(coding.strip().lower() not in ("", "identity") for coding in content_encoding.split(","))
 

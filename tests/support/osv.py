@@ -22,6 +22,8 @@ class OsvServer:
     records: list[dict[str, Any]]
     page_size: int = 1  # small, so that paging is exercised
     failing: bool = False
+    gzip_bomb: bytes | None = None  # sent as querybatch's answer, as 'Content-Encoding: gzip, gzip'
+    padding: int = 0  # bytes of whitespace after each querybatch answer's JSON: an answer too big to hold
     requests: Counter[str] = field(default_factory=Counter)
     server: ThreadingHTTPServer | None = None
 
@@ -41,7 +43,16 @@ class OsvServer:
                 if osv.failing or self.path != "/v1/querybatch":
                     self.send_json(500, {"message": "internal error"})
                     return
-                self.send_json(200, {"results": [osv.answer(query) for query in queries]})
+                if osv.gzip_bomb is not None:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Encoding", "gzip, gzip")
+                    self.send_header("Content-Length", str(len(osv.gzip_bomb)))
+                    self.end_headers()
+                    self.wfile.write(osv.gzip_bomb)
+                    return
+                body = json.dumps({"results": [osv.answer(query) for query in queries]}).encode() + b" " * osv.padding
+                self.send_body(200, body, "application/json")
 
             def do_GET(self) -> None:
                 osv.requests[self.path] += 1
