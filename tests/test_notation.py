@@ -162,6 +162,30 @@ def test_attacks_are_rejected_naming_image_tag_and_reason(
     assert not project.lock.exists()
 
 
+@pytest.mark.parametrize(
+    "critical",
+    [["io.cncf.notary.signingScheme", {"io.cncf.notary.expiry": True}], {"io.cncf.notary.signingScheme": True}],
+    ids=["crit-lists-an-object", "crit-is-an-object"],
+)
+def test_an_envelope_whose_crit_holds_an_object_is_one_line_exit_1_and_the_lock_unchanged(
+    project: Project, registry: Registry, pki: Pki, repository: str, critical: object
+) -> None:
+    image = registry.seeder.push_image(repository, "1.0.0")
+    sign(registry, repository, image.digest, pki)
+    project.write(config(project, pki, registry, repository))
+    assert project.run("lock").exit_code == 0
+    before = project.lock.read_bytes()
+    hostile = registry.seeder.push_image(repository, "1.1.0")
+    sign(registry, repository, hostile.digest, pki, header={"crit": critical})
+    project.write(config(project, pki, registry, repository, selector='tag = "1.1.0"'))
+    result = project.run("lock")
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: [images.app]: tag 1.1.0: ")
+    assert "crit" in line
+    assert project.lock.read_bytes() == before
+
+
 def test_unsigned_image_and_cose_only_signature_fail_closed(
     project: Project, registry: Registry, pki: Pki, repository: str
 ) -> None:

@@ -189,7 +189,7 @@ def _check_header(header: dict[str, Any], now: datetime) -> str:
     if not isinstance(critical, list) or "io.cncf.notary.signingScheme" not in critical:
         raise SignatureError("protected header's crit does not list io.cncf.notary.signingScheme")
     for name in critical:
-        if name not in _KNOWN_CRITICAL:
+        if not isinstance(name, str) or name not in _KNOWN_CRITICAL:
             raise SignatureError(f"protected header marks an unknown field critical: {name!r}")
         if name not in header:
             raise SignatureError(f"protected header marks {name!r} critical but does not have it")
@@ -201,9 +201,8 @@ def _check_header(header: dict[str, Any], now: datetime) -> str:
     if "io.cncf.notary.expiry" in header and _parse_time(header["io.cncf.notary.expiry"], "expiry") <= now:
         raise SignatureError(f"the signature expired at {header['io.cncf.notary.expiry']}")
     algorithm = header.get("alg")
-    if algorithm not in _ALGORITHMS:
+    if not isinstance(algorithm, str) or algorithm not in _ALGORITHMS:
         raise SignatureError(f"signature algorithm {algorithm!r} is not one Notation allows")
-    assert isinstance(algorithm, str)
     return algorithm
 
 
