@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import re
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
@@ -28,6 +27,7 @@ from imagelock.registry.manifests import (
     verify_digest,
 )
 from imagelock.registry.transport import HostSettings, Response, RetryPolicy, Sink, Transport
+from imagelock.untrusted import load_json
 
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_CONFIG_BYTES = 8 << 20
@@ -82,7 +82,7 @@ class RegistryClient:
             response = await self._get(repository, path, max_bytes=MAX_TAG_PAGE_BYTES)
             self._raise_for_status(response, repository, f"tags of {repository}")
             try:
-                page = json.loads(response.body).get("tags") or []
+                page = load_json(response.body).get("tags") or []
             except (ValueError, AttributeError):
                 raise RegistryError(f"{repository.api_host}: tag list of {repository} is not valid JSON") from None
             if not isinstance(page, list):
@@ -308,7 +308,7 @@ def _next_link(response: Response) -> httpx.URL | None:
 def _registry_errors(body: bytes) -> list[tuple[str, str]]:
     """``{"errors": [{"code", "message"}]}`` as (code, message) pairs; [] for any other body."""
     try:
-        errors = json.loads(body).get("errors") or []
+        errors = load_json(body).get("errors") or []
         return [
             (str(error["code"]), str(error.get("message") or "")[:200])
             for error in errors

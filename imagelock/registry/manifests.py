@@ -7,7 +7,6 @@ against what the registry claimed (``Docker-Content-Digest``) and what was asked
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from imagelock.errors import RegistryError
 from imagelock.platforms import Platform
 from imagelock.reference import is_valid_digest
+from imagelock.untrusted import load_json
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -98,7 +98,7 @@ def parse_manifest(
     """Verify and parse a manifest or index body; refuse schema1, unknown types and lies about the type."""
     digest = verify_digest(body, claimed=claimed_digest, expected=expected_digest, what=what)
     try:
-        document = json.loads(body)
+        document = load_json(body)
     except ValueError:
         raise RegistryError(f"{what}: manifest is not valid JSON") from None
     if not isinstance(document, dict):
@@ -170,7 +170,7 @@ def platform_of(value: Any, what: str) -> Platform:
 def config_platform(body: bytes, what: str) -> Platform:
     """The platform recorded in a single-platform image's config blob."""
     try:
-        document = json.loads(body)
+        document = load_json(body)
     except ValueError:
         raise RegistryError(f"{what}: image config is not valid JSON") from None
     return platform_of(document, what)

@@ -27,6 +27,7 @@ from imagelock.trust._base import Evidence, SignatureError
 from imagelock.trust.keys import PublicKey
 from imagelock.trust.rekor import BUNDLE_ANNOTATION, verify_signed_entry
 from imagelock.trust.statements import check_statement, open_envelope
+from imagelock.untrusted import load_json
 
 if TYPE_CHECKING:
     from imagelock.registry import RegistryClient
@@ -205,7 +206,7 @@ def verify_simple_signing(
     if key is None:
         raise SignatureError("signature does not verify with the policy's key(s)")
     try:
-        document = json.loads(payload)
+        document = load_json(payload)
         critical = document["critical"]
         kind = critical["type"]
         signed_digest = critical["image"]["docker-manifest-digest"]

@@ -25,7 +25,6 @@ import base64
 import binascii
 import hashlib
 import itertools
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from imagelock.errors import InputError
 from imagelock.trust._base import Evidence, SignatureError, Subject
+from imagelock.untrusted import load_json
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -369,7 +369,7 @@ def _b64url(text: str, what: str) -> bytes:
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(data)
+        value = load_json(data)
     except (ValueError, UnicodeDecodeError):
         raise SignatureError(f"{what} is not JSON") from None
     if not isinstance(value, dict):
