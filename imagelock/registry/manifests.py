@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imagelock.errors import RegistryError
-from imagelock.platforms import Platform
+from imagelock.platforms import Platform, is_platform_part
 from imagelock.reference import is_valid_digest
 from imagelock.untrusted import load_json
 
@@ -139,7 +139,7 @@ def _descriptor(value: Any, what: str) -> Descriptor:
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise RegistryError(f"{what}: descriptor {digest} has an invalid size")
     annotations = value.get("annotations") or {}
-    if not isinstance(annotations, dict):
+    if not isinstance(annotations, dict) or not all(isinstance(text, str) for text in annotations.values()):
         raise RegistryError(f"{what}: descriptor {digest} has malformed annotations")
     platform = None
     if "platform" in value:
@@ -150,7 +150,7 @@ def _descriptor(value: Any, what: str) -> Descriptor:
         digest,
         size,
         platform,
-        {str(k): str(v) for k, v in annotations.items()},
+        annotations,
         artifact_type if isinstance(artifact_type, str) else None,
     )
 
@@ -164,6 +164,10 @@ def platform_of(value: Any, what: str) -> Platform:
         raise RegistryError(f"{what}: platform without os and architecture")
     if not os_name or not architecture:
         raise RegistryError(f"{what}: platform without os and architecture")
+    if not all(is_platform_part(part) for part in (os_name, architecture, variant) if part):
+        raise RegistryError(
+            f"{what}: invalid platform (os {os_name!r}, architecture {architecture!r}, variant {variant!r})"
+        )
     return Platform.of(os_name, architecture, variant)
 
 
