@@ -295,6 +295,28 @@ def test_interop_notation_vectors(case: Case) -> None:
             verify()
 
 
+MALFORMED_PARTS = {  # one DER element of the leaf, and what a forger puts in its place
+    "key on an unknown curve": (bytes.fromhex("06082a8648ce3d030107"), bytes.fromhex("06082e8648ce3d030107")),
+    "subject name of a wrong type": (b"\x0c\x07release", b"\x0d\x07release"),
+    "key usage not a bit string": (bytes.fromhex("040403020780"), bytes.fromhex("040402020780")),
+}
+
+
+@pytest.mark.parametrize("part", MALFORMED_PARTS)
+def test_a_leaf_certificate_with_a_malformed_part_is_an_unreadable_chain(pki: Pki, part: str) -> None:
+    """cryptography parses a certificate's key, names and extensions only when first used."""
+    before, after = MALFORMED_PARTS[part]
+    assert pki.leaf.der().count(before) == 1
+    leaf = base64.b64encode(pki.leaf.der().replace(before, after)).decode()
+    target = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": "sha256:" + "a" * 64, "size": 10}
+    document = json.loads(envelope(target, pki.leaf, [pki.intermediate]))
+    document["header"]["x5c"][0] = leaf
+    policy = NotationPolicy("p", (pki.root.certificate,), ("*",))
+    image = Target("application/vnd.oci.image.index.v1+json", "sha256:" + "a" * 64, 10)
+    with pytest.raises(SignatureError, match=r"certificate chain \(x5c\) cannot be read"):
+        verify_envelope(json.dumps(document).encode(), "application/jose+json", policy, image, NOW)
+
+
 def test_an_ecdsa_p384_leaf_signs_with_es384() -> None:
     root = issue("Root", ca=True)
     leaf = issue("release", root, key=ec.generate_private_key(ec.SECP384R1()))

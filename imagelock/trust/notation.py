@@ -162,7 +162,7 @@ def verify_envelope(
 
 
 def _parse_jws(envelope: bytes) -> tuple[str, str, bytes, list[x509.Certificate]]:
-    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
 
     document = _json_object(envelope, "envelope")
     protected, payload, signature = document.get("protected"), document.get("payload"), document.get("signature")
@@ -176,10 +176,28 @@ def _parse_jws(envelope: bytes) -> tuple[str, str, bytes, list[x509.Certificate]
     if not isinstance(encoded_chain, list) or not encoded_chain:
         raise SignatureError("envelope has no certificate chain (x5c)")
     try:
-        chain = [x509.load_der_x509_certificate(base64.b64decode(item, validate=True)) for item in encoded_chain]
-    except (ValueError, TypeError, binascii.Error):
+        chain = [_read_certificate(item) for item in encoded_chain]
+    except (ValueError, binascii.Error, UnsupportedAlgorithm):
         raise SignatureError("envelope's certificate chain (x5c) cannot be read") from None
     return protected, payload, _b64url(signature, "signature"), chain
+
+
+def _read_certificate(encoded: object) -> x509.Certificate:
+    """One ``x5c`` entry (standard base64 of DER), read whole.
+
+    cryptography parses a certificate's names, extensions and key on first use; they are used here, so
+    that a malformed one is an unreadable chain now rather than an exception in a later check.
+    """
+    from cryptography import x509
+
+    if not isinstance(encoded, str):
+        raise ValueError("an x5c entry is not a string")
+    certificate = x509.load_der_x509_certificate(base64.b64decode(encoded, validate=True))
+    certificate.subject.rfc4514_string()
+    certificate.issuer.rfc4514_string()
+    certificate.public_key()
+    list(certificate.extensions)
+    return certificate
 
 
 def _check_header(header: dict[str, Any], now: datetime) -> str:
