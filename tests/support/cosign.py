@@ -147,8 +147,19 @@ def dsse_envelope(
 REKOR_BUNDLE = "dev.sigstore.cosign/bundle"
 
 
-def rekor_bundle(log: SigningKey, signed_payload: bytes, signature: str, signer: SigningKey, index: int = 7) -> str:
-    """The Rekor SET annotation cosign attaches: a hashedrekord entry for the signature, signed by ``log``."""
+def rekor_bundle(
+    log: SigningKey,
+    signed_payload: bytes,
+    signature: str,
+    signer: SigningKey,
+    index: int = 7,
+    *,
+    entry_body: bytes | None = None,
+) -> str:
+    """The Rekor SET annotation cosign attaches: a hashedrekord entry for the signature, signed by ``log``.
+
+    ``entry_body`` replaces the entry's JSON (a log that vouches for something malformed).
+    """
     body = {
         "apiVersion": "0.0.1",
         "kind": "hashedrekord",
@@ -161,7 +172,7 @@ def rekor_bundle(log: SigningKey, signed_payload: bytes, signature: str, signer:
         },
     }
     entry = {
-        "body": base64.b64encode(json.dumps(body).encode()).decode(),
+        "body": base64.b64encode(entry_body if entry_body is not None else json.dumps(body).encode()).decode(),
         "integratedTime": 1700000000,
         "logID": log.fingerprint.removeprefix("sha256:"),
         "logIndex": index,
