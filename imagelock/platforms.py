@@ -35,9 +35,14 @@ class Platform:
         return cls(os, architecture, variant)
 
 
+def is_platform_part(text: str) -> bool:
+    """Whether ``text`` may be one part of ``os/architecture[/variant]`` (in any case)."""
+    return _PART.fullmatch(text.lower()) is not None
+
+
 def parse_platform(text: str) -> Platform:
     """Parse ``linux/arm64`` or ``linux/arm/v7``; raise InputError if it is not a platform."""
     parts = text.split("/")
-    if not 2 <= len(parts) <= 3 or not all(_PART.fullmatch(part.lower()) for part in parts):
+    if not 2 <= len(parts) <= 3 or not all(is_platform_part(part) for part in parts):
         raise InputError(f"invalid platform {text!r}: expected os/architecture[/variant], e.g. linux/arm64")
     return Platform.of(*parts)

@@ -56,6 +56,19 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 
 @pytest.fixture(scope="session")
+def empty_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """An anonymous registry with nothing in it, for tests that push only what they need (it starts fast)."""
+    _require_registry()
+    server = RegistryServer(tmp_path_factory.mktemp("empty-registry")).start()
+    seeder = Seeder(server.url)
+    try:
+        yield Registry(server, seeder, {})
+    finally:
+        seeder.close()
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """A registry behind htpasswd Basic auth."""
     _require_registry()

@@ -111,6 +111,9 @@ def test_missing_media_type_in_body_uses_content_type() -> None:
         (index_body({"mediaType": OCI_MANIFEST, "digest": "sha256:bad", "size": 1}), OCI_INDEX, "invalid digest"),
         (index_body({"mediaType": OCI_MANIFEST, "digest": CHILD, "size": -1}), OCI_INDEX, "invalid size"),
         (index_body(descriptor(CHILD, "", "amd64")), OCI_INDEX, "without os and architecture"),
+        (index_body(descriptor(CHILD, "linux/x", "amd64")), OCI_INDEX, "invalid platform"),
+        (index_body(descriptor(CHILD, "linux", "amd64", annotations={"a": 1})), OCI_INDEX, "malformed annotations"),
+        (b"[" * 100_000, OCI_INDEX, "not valid JSON"),
     ],
 )
 def test_unusable_manifests_are_refused(body: bytes, content_type: str | None, message: str) -> None:

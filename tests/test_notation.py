@@ -162,6 +162,30 @@ def test_attacks_are_rejected_naming_image_tag_and_reason(
     assert not project.lock.exists()
 
 
+@pytest.mark.parametrize(
+    "critical",
+    [["io.cncf.notary.signingScheme", {"io.cncf.notary.expiry": True}], {"io.cncf.notary.signingScheme": True}],
+    ids=["crit-lists-an-object", "crit-is-an-object"],
+)
+def test_an_envelope_whose_crit_holds_an_object_is_one_line_exit_1_and_the_lock_unchanged(
+    project: Project, registry: Registry, pki: Pki, repository: str, critical: object
+) -> None:
+    image = registry.seeder.push_image(repository, "1.0.0")
+    sign(registry, repository, image.digest, pki)
+    project.write(config(project, pki, registry, repository))
+    assert project.run("lock").exit_code == 0
+    before = project.lock.read_bytes()
+    hostile = registry.seeder.push_image(repository, "1.1.0")
+    sign(registry, repository, hostile.digest, pki, header={"crit": critical})
+    project.write(config(project, pki, registry, repository, selector='tag = "1.1.0"'))
+    result = project.run("lock")
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: [images.app]: tag 1.1.0: ")
+    assert "crit" in line
+    assert project.lock.read_bytes() == before
+
+
 def test_unsigned_image_and_cose_only_signature_fail_closed(
     project: Project, registry: Registry, pki: Pki, repository: str
 ) -> None:
@@ -269,6 +293,28 @@ def test_interop_notation_vectors(case: Case) -> None:
     else:
         with pytest.raises(SignatureError):
             verify()
+
+
+MALFORMED_PARTS = {  # one DER element of the leaf, and what a forger puts in its place
+    "key on an unknown curve": (bytes.fromhex("06082a8648ce3d030107"), bytes.fromhex("06082e8648ce3d030107")),
+    "subject name of a wrong type": (b"\x0c\x07release", b"\x0d\x07release"),
+    "key usage not a bit string": (bytes.fromhex("040403020780"), bytes.fromhex("040402020780")),
+}
+
+
+@pytest.mark.parametrize("part", MALFORMED_PARTS)
+def test_a_leaf_certificate_with_a_malformed_part_is_an_unreadable_chain(pki: Pki, part: str) -> None:
+    """cryptography parses a certificate's key, names and extensions only when first used."""
+    before, after = MALFORMED_PARTS[part]
+    assert pki.leaf.der().count(before) == 1
+    leaf = base64.b64encode(pki.leaf.der().replace(before, after)).decode()
+    target = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": "sha256:" + "a" * 64, "size": 10}
+    document = json.loads(envelope(target, pki.leaf, [pki.intermediate]))
+    document["header"]["x5c"][0] = leaf
+    policy = NotationPolicy("p", (pki.root.certificate,), ("*",))
+    image = Target("application/vnd.oci.image.index.v1+json", "sha256:" + "a" * 64, 10)
+    with pytest.raises(SignatureError, match=r"certificate chain \(x5c\) cannot be read"):
+        verify_envelope(json.dumps(document).encode(), "application/jose+json", policy, image, NOW)
 
 
 def test_an_ecdsa_p384_leaf_signs_with_es384() -> None:

@@ -415,6 +415,24 @@ def test_an_encoded_layer_is_refused_unread(
     assert "is sent with Content-Encoding 'gzip, gzip'" in line
 
 
+def test_a_tag_list_link_to_an_invalid_url_is_one_line_exit_3(project: Project, proxy: Proxy) -> None:
+    def broken_link(method: str, path: str, answer: Answer) -> Answer:
+        if "/tags/list" not in path:
+            return answer
+        return Answer(
+            answer.status, {**answer.headers, "Link": '<http://[::1/v2/x/tags/list>; rel="next"'}, answer.body
+        )
+
+    proxy.tamper = broken_link
+    project.write(nginx_config(proxy.host, 'version = ">=1.20"'))
+    result = project.run("lock")
+    assert result.exit_code == 3
+    (line,) = result.stderr.strip().splitlines()
+    assert "tag list of" in line
+    assert "links to an invalid URL" in line
+    assert not project.lock.exists()
+
+
 # -- transport security ---------------------------------------------------------------------------
 
 

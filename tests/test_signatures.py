@@ -258,6 +258,7 @@ def test_a_changed_policy_makes_the_lock_stale_and_verify_rechecks_signatures(
     [
         ('[policies.release]\nmethod = "cosign"\nkey = "keys/missing.pub"\n', "[policies.release]: key file"),
         ('[policies.release]\nmethod = "cosign"\nkey = "keys/garbage.pub"\n', "not a PEM public key"),
+        ('[policies.release]\nmethod = "cosign"\nkey = "keys/odd-curve.pub"\n', "unsupported public key"),
         ('[policies.release]\nmethod = "cosign"\n', "needs exactly one of 'key'"),
         ('[policies.release]\nmethod = "gpg"\nkey = "k"\n', "key 'method': expected one of cosign"),
         ('[policies.release]\nmethod = "cosign"\nkey = "keys/garbage.pub"\nextra = 1\n', "unknown key 'extra'"),
@@ -269,6 +270,11 @@ def test_a_changed_policy_makes_the_lock_stale_and_verify_rechecks_signatures(
 def test_policy_errors_are_exit_2_naming_file_policy_and_image(project: Project, policy: str, message: str) -> None:
     (project.directory / "keys").mkdir()
     (project.directory / "keys" / "garbage.pub").write_text("not a key\n")
+    p256 = base64.b64decode(b"".join(SigningKey.ecdsa().public_pem().splitlines()[1:-1]))
+    # P-256's curve OID 1.2.840.10045.3.1.7 made 1.6.840.10045.3.1.7, which no library knows
+    odd_curve = p256.replace(bytes.fromhex("2a8648ce3d030107"), bytes.fromhex("2e8648ce3d030107"))
+    pem = b"-----BEGIN PUBLIC KEY-----\n" + base64.encodebytes(odd_curve) + b"-----END PUBLIC KEY-----\n"
+    (project.directory / "keys" / "odd-curve.pub").write_bytes(pem)
     project.write(policy)
     result = project.run("lock")
     assert result.exit_code == 2

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import re
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
@@ -28,6 +27,7 @@ from imagelock.registry.manifests import (
     verify_digest,
 )
 from imagelock.registry.transport import HostSettings, Response, RetryPolicy, Sink, Transport
+from imagelock.untrusted import load_json
 
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_CONFIG_BYTES = 8 << 20
@@ -81,14 +81,9 @@ class RegistryClient:
         for _ in range(MAX_TAG_PAGES):
             response = await self._get(repository, path, max_bytes=MAX_TAG_PAGE_BYTES)
             self._raise_for_status(response, repository, f"tags of {repository}")
-            try:
-                page = json.loads(response.body).get("tags") or []
-            except (ValueError, AttributeError):
-                raise RegistryError(f"{repository.api_host}: tag list of {repository} is not valid JSON") from None
-            if not isinstance(page, list):
-                raise RegistryError(f"{repository.api_host}: tag list of {repository} is malformed")
-            tags.update((tag, None) for tag in page if isinstance(tag, str) and is_valid_tag(tag))
-            next_url = _next_link(response)
+            what = f"{repository.api_host}: tag list of {repository}"
+            tags.update(dict.fromkeys(tags_on_page(response.body, what)))
+            next_url = next_page_url(response, what)
             if next_url is None:
                 return list(tags)
             if (next_url.scheme, next_url.host, next_url.port) != (
@@ -96,7 +91,7 @@ class RegistryClient:
                 response.url.host,
                 response.url.port,
             ) or not next_url.path.startswith(f"/v2/{repository.path}/tags/list"):
-                raise RegistryError(f"{repository.api_host}: tag list of {repository} links to another origin or path")
+                raise RegistryError(f"{what} links to another origin or path")
             path = next_url.raw_path.decode()
         raise RegistryError(f"{repository.api_host}: tag list of {repository} has more than {MAX_TAG_PAGES} pages")
 
@@ -301,18 +296,33 @@ def _done(value: V) -> asyncio.Future[V]:
     return future
 
 
-def _next_link(response: Response) -> httpx.URL | None:
+def tags_on_page(body: bytes, what: str) -> list[str]:
+    """The valid tags one page of a tag list names: ``{"tags": [...]}``, where null means none."""
+    try:
+        document = load_json(body)
+    except ValueError:
+        raise RegistryError(f"{what} is not valid JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("tags"), list | None):
+        raise RegistryError(f"{what} is malformed")
+    return [tag for tag in document.get("tags") or [] if isinstance(tag, str) and is_valid_tag(tag)]
+
+
+def next_page_url(response: Response, what: str) -> httpx.URL | None:
+    """Where a page's ``Link: <...>; rel="next"`` points, resolved against the page's URL; None on the last page."""
     for header in response.headers.get_list("link"):
         match = _LINK_NEXT.search(header)
         if match:
-            return response.url.join(match.group(1))
+            try:
+                return response.url.join(match.group(1))
+            except httpx.InvalidURL:
+                raise RegistryError(f"{what} links to an invalid URL {match.group(1)!r}") from None
     return None
 
 
 def _registry_errors(body: bytes) -> list[tuple[str, str]]:
     """``{"errors": [{"code", "message"}]}`` as (code, message) pairs; [] for any other body."""
     try:
-        errors = json.loads(body).get("errors") or []
+        errors = load_json(body).get("errors") or []
         return [
             (str(error["code"]), str(error.get("message") or "")[:200])
             for error in errors

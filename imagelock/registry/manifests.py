@@ -7,14 +7,14 @@ against what the registry claimed (``Docker-Content-Digest``) and what was asked
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from imagelock.errors import RegistryError
-from imagelock.platforms import Platform
+from imagelock.platforms import Platform, is_platform_part
 from imagelock.reference import is_valid_digest
+from imagelock.untrusted import load_json
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -98,7 +98,7 @@ def parse_manifest(
     """Verify and parse a manifest or index body; refuse schema1, unknown types and lies about the type."""
     digest = verify_digest(body, claimed=claimed_digest, expected=expected_digest, what=what)
     try:
-        document = json.loads(body)
+        document = load_json(body)
     except ValueError:
         raise RegistryError(f"{what}: manifest is not valid JSON") from None
     if not isinstance(document, dict):
@@ -139,7 +139,7 @@ def _descriptor(value: Any, what: str) -> Descriptor:
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise RegistryError(f"{what}: descriptor {digest} has an invalid size")
     annotations = value.get("annotations") or {}
-    if not isinstance(annotations, dict):
+    if not isinstance(annotations, dict) or not all(isinstance(text, str) for text in annotations.values()):
         raise RegistryError(f"{what}: descriptor {digest} has malformed annotations")
     platform = None
     if "platform" in value:
@@ -150,7 +150,7 @@ def _descriptor(value: Any, what: str) -> Descriptor:
         digest,
         size,
         platform,
-        {str(k): str(v) for k, v in annotations.items()},
+        annotations,
         artifact_type if isinstance(artifact_type, str) else None,
     )
 
@@ -164,13 +164,17 @@ def platform_of(value: Any, what: str) -> Platform:
         raise RegistryError(f"{what}: platform without os and architecture")
     if not os_name or not architecture:
         raise RegistryError(f"{what}: platform without os and architecture")
+    if not all(is_platform_part(part) for part in (os_name, architecture, variant) if part):
+        raise RegistryError(
+            f"{what}: invalid platform (os {os_name!r}, architecture {architecture!r}, variant {variant!r})"
+        )
     return Platform.of(os_name, architecture, variant)
 
 
 def config_platform(body: bytes, what: str) -> Platform:
     """The platform recorded in a single-platform image's config blob."""
     try:
-        document = json.loads(body)
+        document = load_json(body)
     except ValueError:
         raise RegistryError(f"{what}: image config is not valid JSON") from None
     return platform_of(document, what)

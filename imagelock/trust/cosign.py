@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from imagelock.trust._base import Evidence, SignatureError
 from imagelock.trust.keys import PublicKey
 from imagelock.trust.rekor import BUNDLE_ANNOTATION, verify_signed_entry
 from imagelock.trust.statements import check_signature_statement, open_envelope
+from imagelock.untrusted import load_json
 
 if TYPE_CHECKING:
     from imagelock.registry import RegistryClient
@@ -179,8 +179,8 @@ async def find_bundles(
 def verify_bundle(bundle: bytes, keys: Sequence[PublicKey], digest: str) -> PublicKey:
     """A key-based sigstore bundle: its DSSE signature by one of ``keys``, a signature statement about ``digest``."""
     try:
-        envelope = json.loads(bundle)["dsseEnvelope"]
-    except (ValueError, KeyError, TypeError, RecursionError):
+        envelope = load_json(bundle)["dsseEnvelope"]
+    except (ValueError, KeyError, TypeError):
         raise SignatureError("not a sigstore bundle with a DSSE envelope") from None
     payload_type, body, key = open_envelope(envelope, keys)
     check_signature_statement(payload_type, body, digest)
@@ -205,7 +205,7 @@ def verify_simple_signing(
     if key is None:
         raise SignatureError("signature does not verify with the policy's key(s)")
     try:
-        document = json.loads(payload)
+        document = load_json(payload)
         critical = document["critical"]
         kind = critical["type"]
         signed_digest = critical["image"]["docker-manifest-digest"]

@@ -65,6 +65,7 @@ def load_public_key(path: Path) -> PublicKey:
 
 def parse_public_key(data: bytes, source: str) -> PublicKey:
     """A PEM public key; ``source`` says where it came from, in messages and in ``PublicKey.source``."""
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -72,6 +73,8 @@ def parse_public_key(data: bytes, source: str) -> PublicKey:
         key = serialization.load_pem_public_key(data)
     except ValueError:
         raise InputError(f"{source}: not a PEM public key") from None
+    except UnsupportedAlgorithm as error:
+        raise InputError(f"{source}: unsupported public key ({error})") from None
     if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
         raise InputError(f"{source}: unsupported key type {type(key).__name__}")
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

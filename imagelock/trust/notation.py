@@ -25,7 +25,6 @@ import base64
 import binascii
 import hashlib
 import itertools
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from imagelock.errors import InputError
 from imagelock.trust._base import Evidence, SignatureError, Subject
+from imagelock.untrusted import load_json
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -162,7 +162,7 @@ def verify_envelope(
 
 
 def _parse_jws(envelope: bytes) -> tuple[str, str, bytes, list[x509.Certificate]]:
-    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
 
     document = _json_object(envelope, "envelope")
     protected, payload, signature = document.get("protected"), document.get("payload"), document.get("signature")
@@ -176,10 +176,28 @@ def _parse_jws(envelope: bytes) -> tuple[str, str, bytes, list[x509.Certificate]
     if not isinstance(encoded_chain, list) or not encoded_chain:
         raise SignatureError("envelope has no certificate chain (x5c)")
     try:
-        chain = [x509.load_der_x509_certificate(base64.b64decode(item, validate=True)) for item in encoded_chain]
-    except (ValueError, TypeError, binascii.Error):
+        chain = [_read_certificate(item) for item in encoded_chain]
+    except (ValueError, binascii.Error, UnsupportedAlgorithm):
         raise SignatureError("envelope's certificate chain (x5c) cannot be read") from None
     return protected, payload, _b64url(signature, "signature"), chain
+
+
+def _read_certificate(encoded: object) -> x509.Certificate:
+    """One ``x5c`` entry (standard base64 of DER), read whole.
+
+    cryptography parses a certificate's names, extensions and key on first use; they are used here, so
+    that a malformed one is an unreadable chain now rather than an exception in a later check.
+    """
+    from cryptography import x509
+
+    if not isinstance(encoded, str):
+        raise ValueError("an x5c entry is not a string")
+    certificate = x509.load_der_x509_certificate(base64.b64decode(encoded, validate=True))
+    certificate.subject.rfc4514_string()
+    certificate.issuer.rfc4514_string()
+    certificate.public_key()
+    list(certificate.extensions)
+    return certificate
 
 
 def _check_header(header: dict[str, Any], now: datetime) -> str:
@@ -189,7 +207,7 @@ def _check_header(header: dict[str, Any], now: datetime) -> str:
     if not isinstance(critical, list) or "io.cncf.notary.signingScheme" not in critical:
         raise SignatureError("protected header's crit does not list io.cncf.notary.signingScheme")
     for name in critical:
-        if name not in _KNOWN_CRITICAL:
+        if not isinstance(name, str) or name not in _KNOWN_CRITICAL:
             raise SignatureError(f"protected header marks an unknown field critical: {name!r}")
         if name not in header:
             raise SignatureError(f"protected header marks {name!r} critical but does not have it")
@@ -201,9 +219,8 @@ def _check_header(header: dict[str, Any], now: datetime) -> str:
     if "io.cncf.notary.expiry" in header and _parse_time(header["io.cncf.notary.expiry"], "expiry") <= now:
         raise SignatureError(f"the signature expired at {header['io.cncf.notary.expiry']}")
     algorithm = header.get("alg")
-    if algorithm not in _ALGORITHMS:
+    if not isinstance(algorithm, str) or algorithm not in _ALGORITHMS:
         raise SignatureError(f"signature algorithm {algorithm!r} is not one Notation allows")
-    assert isinstance(algorithm, str)
     return algorithm
 
 
@@ -370,7 +387,7 @@ def _b64url(text: str, what: str) -> bytes:
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(data)
+        value = load_json(data)
     except (ValueError, UnicodeDecodeError):
         raise SignatureError(f"{what} is not JSON") from None
     if not isinstance(value, dict):

@@ -11,13 +11,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from collections.abc import Sequence
 
 from imagelock.errors import InputError
 from imagelock.trust._base import SignatureError
 from imagelock.trust._canonical import canonical_json
 from imagelock.trust.keys import PublicKey, parse_public_key
+from imagelock.untrusted import load_json
 
 BUNDLE_ANNOTATION = "dev.sigstore.cosign/bundle"
 
@@ -30,12 +30,12 @@ def verify_signed_entry(
     Raises SignatureError when the SET is not by one of ``rekor_keys`` or the entry binds anything else.
     """
     try:
-        document = json.loads(bundle)
+        document = load_json(bundle)
         entry = document["Payload"]
         set_signature = base64.b64decode(document["SignedEntryTimestamp"], validate=True)
-        body = json.loads(base64.b64decode(entry["body"], validate=True))
+        body = load_json(base64.b64decode(entry["body"], validate=True))
         log_index, log_id, integrated_time = entry["logIndex"], entry["logID"], entry["integratedTime"]
-    except (ValueError, KeyError, TypeError, RecursionError, binascii.Error):
+    except (ValueError, KeyError, TypeError, binascii.Error):
         raise SignatureError("the Rekor bundle annotation is malformed") from None
     # A log id is hex: ASCII also keeps out the lone surrogates JSON can hold, which canonical JSON cannot encode.
     if not (

@@ -135,8 +135,13 @@ def envelope(
         "io.cncf.notary.signingTime": NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
         **(header or {}),
     }
-    protected_text = _b64url(json.dumps(protected).encode())
-    payload_text = _b64url(json.dumps(payload if payload is not None else {"targetArtifact": target}).encode())
+    payload_json = json.dumps(payload if payload is not None else {"targetArtifact": target}).encode()
+    return jws(json.dumps(protected).encode(), payload_json, leaf, chain, alg=alg)
+
+
+def jws(protected: bytes, payload: bytes, leaf: Issued, chain: list[Issued], *, alg: str = "ES256") -> bytes:
+    """A JWS envelope of exactly these protected header and payload bytes, signed by ``leaf`` with ``alg``."""
+    protected_text, payload_text = _b64url(protected), _b64url(payload)
     signed = f"{protected_text}.{payload_text}".encode()
     digest = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}[alg[2:]]
     if isinstance(leaf.key, rsa.RSAPrivateKey):
