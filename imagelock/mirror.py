@@ -286,7 +286,8 @@ class _Copier:
         listed: list[dict[str, object]] = []
         if await self._pusher.manifest_digest(target, tag) is not None:
             existing = await self._client.get_manifest(target, tag)
-            listed = [dict(item) for item in json.loads(existing.body).get("manifests") or [] if isinstance(item, dict)]
+            if existing.is_index:  # parsed and checked already: "manifests" is a list of descriptors
+                listed = [dict(item) for item in json.loads(existing.body)["manifests"]]
         known = {item.get("digest") for item in listed}
         added = [_descriptor_json(referrer) for referrer in referrers if referrer.digest not in known]
         if not added:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 
-def load_json(data: bytes | str) -> Any:
+def load_json(data: bytes | bytearray | str) -> Any:
     """``json.loads``; JSON nested too deeply for the parser is a ValueError like any other malformed JSON."""
     try:
         return json.loads(data)

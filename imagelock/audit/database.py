@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import tempfile
 import zipfile
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 from imagelock.audit.inventory import Package
 from imagelock.audit.osv import InvalidRecordError, Record
 from imagelock.errors import DataUnavailableError
+from imagelock.untrusted import load_json
 
 if TYPE_CHECKING:
     import httpx
@@ -102,7 +102,7 @@ def _zip_records(path: Path) -> Iterator[Record]:
 
 def _parse(data: bytes, where: str) -> Record:
     try:
-        return Record.parse(json.loads(data))
+        return Record.parse(load_json(data))
     except (ValueError, InvalidRecordError) as error:
         raise DataUnavailableError(f"{where}: not an OSV record: {error}") from None
 
@@ -188,8 +188,8 @@ async def _json_answer(client: httpx.AsyncClient, request: httpx.Request, max_by
     finally:
         await response.aclose()
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
+        return load_json(body)
+    except ValueError:
         raise DataUnavailableError(f"{where}: answer is not JSON") from None
 
 

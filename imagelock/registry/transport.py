@@ -24,7 +24,6 @@ import asyncio
 import base64
 import email.utils
 import ipaddress
-import json
 import random
 import ssl
 import time
@@ -41,6 +40,7 @@ from imagelock.reference import Repository
 from imagelock.registry.authn import Credential, Keychain
 from imagelock.registry.challenge import Challenge, parse_challenges
 from imagelock.registry.urls import http_url
+from imagelock.untrusted import load_json
 
 MAX_ERROR_BODY = 1 << 20
 MAX_TOKEN_BODY = 1 << 20
@@ -462,7 +462,7 @@ class Transport:
         if response.status != 200:
             raise RegistryError(f"{host}: token server {realm_url.host} answered HTTP {response.status}")
         try:
-            document = json.loads(response.body)
+            document = load_json(response.body)
             value = document.get("token") or document.get("access_token")
             expires_in = document.get("expires_in", 60)
         except (ValueError, AttributeError):
