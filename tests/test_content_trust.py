@@ -25,7 +25,7 @@ from tests.support.interop import Case, interop_cases, interop_folder, mutated, 
 from tests.support.notary import NotaryClient, NotaryServer, notary_binaries
 from tests.support.proxy import Answer, Proxy
 from tests.support.registry import PushedImage
-from tests.support.tuf import RELEASES, Key, TrustServer, TufRepository, certificate, document
+from tests.support.tuf import RELEASES, Key, TrustServer, TufRepository, certificate, described, document
 
 INTEROP = interop_folder("notary-v1")
 ROLES = ("root", "timestamp", "snapshot", "targets", "targets/releases")
@@ -586,3 +586,27 @@ def test_interop_notary_vectors(case: Case) -> None:
     else:
         with pytest.raises(SignatureError):
             verify_repository(files, str(case["gun"]), "LICENSE", now=now, pins=pins)
+
+
+@pytest.mark.parametrize(
+    ("offset", "written"),
+    [
+        (5, "%Y-%m-%dT%H:%M:%S.123456789+05:00"),
+        (0, "%Y-%m-%dT%H:%M:%SZ"),
+        (0, "%Y-%m-%dT%H:%M:%S"),
+        (-8, "%Y-%m-%dT%H:%M:%S-08:00"),
+    ],
+)
+def test_an_expiry_is_read_in_its_own_time_zone(offset: int, written: str) -> None:
+    expires = (now() + datetime.timedelta(days=1)).replace(second=0, microsecond=0)
+    local = expires.astimezone(datetime.timezone(datetime.timedelta(hours=offset)))
+    trust = TufRepository(SIGNED_GUN)
+    files = trust.publish(1, SIGNED_TARGETS)
+    meta = {"snapshot": described(files["snapshot"])}
+    signed = {"_type": "Timestamp", "expires": local.strftime(written), "meta": meta, "version": 1}
+    files["timestamp"] = trust.sign("timestamp", signed)
+    minute = datetime.timedelta(minutes=1)
+
+    assert verify_repository(files, SIGNED_GUN, "1.0.0", now=expires - minute).role == "targets"
+    with pytest.raises(SignatureError, match=rf"^timestamp.json expired at {re.escape(expires.isoformat()[:19])}"):
+        verify_repository(files, SIGNED_GUN, "1.0.0", now=expires + minute)

@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from cryptography.x509.oid import NameOID
 from imagelock.trust._base import SignatureError
 from imagelock.trust._canonical import canonical_json
 
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)?")
 RELEASES = "targets/releases"
 MAX_ROOT_ROTATIONS = 32  # as python-tuf: a root this many versions past the locked one is refused, not walked
 
@@ -399,13 +401,14 @@ def _target_entry(role: str, target: str, entry: object) -> tuple[bytes, int]:
 
 
 def _parse_time(value: object, what: str) -> datetime:
-    if not isinstance(value, str):
-        raise SignatureError(f"{what}: not a time")
-    text = value.rstrip("Z")
-    if "." in text:  # Go writes nanoseconds; Python keeps microseconds
-        whole, fraction = text.split(".", 1)
-        text = f"{whole}.{fraction[:6]}"
+    """An RFC 3339 time as Go writes it (nanoseconds, ``Z`` or an offset); without a zone, UTC."""
+    match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise SignatureError(f"{what}: not a time: {value!r}")
+    seconds, fraction, zone = match.groups()
+    text = seconds + (f".{fraction[:6]}" if fraction else "")  # Python keeps microseconds
     try:
-        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+        parsed = datetime.fromisoformat(text + ("+00:00" if zone in (None, "Z", "z") else zone))
     except ValueError:
         raise SignatureError(f"{what}: not a time: {value!r}") from None
+    return parsed.astimezone(UTC)
