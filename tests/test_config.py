@@ -8,7 +8,8 @@ import pytest
 
 from imagelock.config import Config, load_config
 from imagelock.errors import InputError
-from imagelock.versions import ORDERS
+from imagelock.versions import ORDERS, candidates
+from tests.support.tag_histories import tag_history
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "images.toml.example"
 
@@ -242,3 +243,14 @@ def test_choosing_an_order_changes_the_spec(tmp_path: Path) -> None:
     hashes = {load(tmp_path, pattern + f'order = "{order}"\n').images["web"].spec_hash for order in ORDERS}
     assert len(hashes) == 3
     assert load(tmp_path, pattern).images["web"].spec_hash in hashes
+
+
+def test_the_ubuntu_examples_allow_respins(tmp_path: Path) -> None:
+    """images.toml.example and the example in docs/images-toml.md pick ubuntu's respin jammy-20240911.1."""
+    documented = (EXAMPLE.parent / "docs" / "images-toml.md").read_text().split("```toml\n")[1].split("```")[0]
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "ca.pem").write_text("")
+    for config in (load_config(EXAMPLE), load(tmp_path, documented)):
+        matcher = config.images["base"].matcher
+        assert matcher is not None
+        assert candidates(tag_history("ubuntu-2024-10"), matcher)[0].tag == "jammy-20240911.1"
