@@ -24,7 +24,7 @@ from imagelock.errors import InputError
 from imagelock.lockfile import read_at_most
 from imagelock.platforms import Platform, parse_platform
 from imagelock.reference import Repository, is_valid_registry_host, is_valid_tag, parse_reference
-from imagelock.versions import TagMatcher
+from imagelock.versions import ORDERS, TagMatcher
 
 if TYPE_CHECKING:  # the trust package is imported only when images.toml names a policy
     from imagelock.trust import ContentTrustPolicy, KeylessPolicy, NotationPolicy, TrustPolicy
@@ -42,7 +42,19 @@ _CONTENT_TRUST_KEYS = frozenset({"method", "server", "ca-cert"})
 _METHODS = ("cosign", "cosign-keyless", "notation", "content-trust")
 _REGISTRY_KEYS = frozenset({"insecure", "ca-cert", "concurrency", "timeout"})
 _IMAGE_KEYS = frozenset(
-    {"image", "version", "tag", "variant", "tag-pattern", "prereleases", "exclude", "platforms", "verify", "audit"}
+    {
+        "image",
+        "version",
+        "tag",
+        "variant",
+        "tag-pattern",
+        "prereleases",
+        "exclude",
+        "order",
+        "platforms",
+        "verify",
+        "audit",
+    }
 )
 
 
@@ -83,6 +95,8 @@ class ImageSpec:
             content["tag-pattern"] = self.matcher.pattern.pattern if self.matcher.pattern else None
             content["prereleases"] = self.matcher.prereleases
             content["exclude"] = sorted(self.matcher.exclude)
+            if self.matcher.order != "version":  # absent from older specs: their hashes, and locks, stay valid
+                content["order"] = self.matcher.order
         content["platforms"] = [str(platform) for platform in self.platforms]
         if self.policy is not None:
             content["verify"] = self.policy.canonical()
@@ -275,7 +289,7 @@ class _ConfigParser:
         if "variant" in entry and "tag-pattern" in entry:
             raise self.error(where, "'variant' cannot be combined with 'tag-pattern' (put the variant in the pattern)")
         if "tag" in has:
-            for key in ("variant", "prereleases", "exclude"):
+            for key in ("variant", "prereleases", "exclude", "order"):
                 if key in entry:
                     raise self.error(where, f"key {key!r}: only applies to 'version' or 'tag-pattern' entries")
             tag = self.string(where, "tag", entry["tag"])
@@ -430,6 +444,16 @@ class _ConfigParser:
             raise self.error(where, str(error)) from None
 
     def matcher(self, where: str, entry: dict[str, Any]) -> TagMatcher:
+        order_text = self.string(where, "order", entry.get("order", "version"))
+        order = next((known for known in ORDERS if known == order_text), None)
+        if order is None:
+            raise self.error(where, f"key 'order': expected one of {', '.join(ORDERS)}, got {order_text!r}")
+        if order != "version":
+            if "tag-pattern" not in entry:
+                raise self.error(where, f"order {order!r} needs a 'tag-pattern' whose 'version' group it orders")
+            for key in ("version", "prereleases"):
+                if key in entry:
+                    raise self.error(where, f"key {key!r}: does not apply with order {order!r}; remove it")
         specifier_text = self.string(where, "version", entry.get("version", ""))
         try:
             specifier = SpecifierSet(specifier_text)
@@ -458,7 +482,7 @@ class _ConfigParser:
         for tag in exclude:
             if not is_valid_tag(tag):
                 raise self.error(where, f"key 'exclude': invalid tag {tag!r}")
-        return TagMatcher(specifier, variant, pattern, prereleases, frozenset(exclude))
+        return TagMatcher(specifier, variant, pattern, prereleases, frozenset(exclude), order)
 
     def shorthand(self, name: str, text: str, default_platforms: tuple[Platform, ...]) -> ImageSpec:
         where = f"[images] {name}"

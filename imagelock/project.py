@@ -15,11 +15,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from packaging.specifiers import SpecifierSet
+
 from imagelock.config import Config, ImageSpec, RegistrySettings, load_config, parse_config
 from imagelock.errors import InputError
 from imagelock.events import Events, Silent
 from imagelock.lockfile import Lock, LockedImage, exclusive, read_lock, write_atomic
-from imagelock.versions import parse_version
+from imagelock.versions import TagMatcher
 
 if TYPE_CHECKING:
     from imagelock import pinning
@@ -506,11 +508,11 @@ def _kind(old: LockedImage | None, new: LockedImage | None, spec: ImageSpec | No
         return "changed"
     if old.tag == new.tag:
         return "unchanged" if old.digest == new.digest else "rebuilt"
-    version_of = spec.matcher.version_of if spec is not None and spec.matcher is not None else parse_version
-    before, after = version_of(old.tag), version_of(new.tag)
+    matcher = spec.matcher if spec is not None and spec.matcher is not None else TagMatcher(SpecifierSet(""))
+    before, after = matcher.read(old.tag), matcher.read(new.tag)
     if before is None or after is None:
         return "changed"
-    return "upgraded" if after > before else "downgraded" if after < before else "changed"
+    return "upgraded" if after.rank > before.rank else "downgraded" if after.rank < before.rank else "changed"
 
 
 def _notary_servers(config: Config) -> dict[str, Path | None]:

@@ -15,7 +15,7 @@ from imagelock.events import Events, Silent
 from imagelock.lockfile import LockedImage
 from imagelock.registry import RegistryClient
 from imagelock.trust import SignatureError, Subject
-from imagelock.versions import Candidate, TagMatcher, candidates, classify, order, parse_version
+from imagelock.versions import TagMatcher, candidates, judge, order
 
 MAX_CONCURRENT_IMAGES = 64
 
@@ -188,7 +188,8 @@ async def explain(
     matcher = spec.matcher
     assert matcher is not None
     tags = await client.list_tags(spec.repository)
-    verdicts: dict[str, str] = {tag: classify(tag, matcher)[0].reason for tag in tags}
+    judged = judge(tags, matcher)
+    verdicts = {tag: verdict.reason for tag, (verdict, _) in judged.items()}
     chosen = None
     for candidate in candidates(tags, matcher):
         if chosen is not None:
@@ -203,13 +204,10 @@ async def explain(
         if verdicts[candidate.tag] == "chosen":
             chosen = candidate.tag
 
-    versioned = order(
-        Candidate(tag, version)
-        for tag in tags
-        if (version := matcher.version_of(tag) or parse_version(tag)) is not None
-    )
+    readable = replace(matcher, variant=None, pattern=None)  # how a tag outside the variant or pattern reads
+    versioned = order(reading for tag in tags if (reading := matcher.read(tag) or readable.read(tag)) is not None)
     listed = {candidate.tag for candidate in versioned}
-    ordered = [TagVerdict(c.tag, verdicts[c.tag], str(c.version)) for c in versioned]
+    ordered = [TagVerdict(c.tag, verdicts[c.tag], c.shown) for c in versioned]
     ordered += [TagVerdict(tag, verdicts[tag]) for tag in sorted(tags) if tag not in listed]
     return Explanation(spec.name, str(spec.repository), chosen, tuple(ordered))
 
@@ -252,6 +250,6 @@ def _no_match_reason(spec: ImageSpec, matcher: TagMatcher, tags: list[str], skip
             f"no tag of {spec.repository} matching {wanted} provides {required}"
             f" ({len(skipped)} candidate(s) skipped, newest {skipped[0]})"
         )
-    counts = Counter(classify(tag, matcher)[0].reason for tag in tags)
+    counts = Counter(verdict.reason for verdict, _ in judge(tags, matcher).values())
     summary = ", ".join(f"{count} {reason}" for reason, count in sorted(counts.items())) or "no tags"
     return f"no tag of {spec.repository} matches {wanted} ({len(tags)} tags: {summary})"

@@ -2,9 +2,15 @@
 
 A tag is a candidate when, after an optional leading ``v``, it is a PEP 440 version (with a
 variant: ``<version>-<variant>``; with a tag pattern: its ``version`` group) that satisfies the
-specifier. Candidates are ordered newest first; among equal versions (``2.1`` and ``2.1.0``)
-the tag with more release components comes first, then the lexically smallest tag. The order
-depends only on the set of tags, never on the order the registry listed them in.
+specifier. Candidates are ordered newest first, as PEP 440 orders versions except that a
+``preview`` or ``pre`` release comes after the betas and before the first ``rc``. Among equal
+versions the higher build number comes first, then the tag with more release components (``2.1.0``
+before ``2.1``), then the lexically smallest tag. The order depends only on the set of tags, never
+on the order the registry listed them in.
+
+When a repository mixes ordinary versions with date-like ones (``3.24.1`` beside the edge snapshot
+``20260805``), only one scheme competes: the one the specifier names, and ordinary versions when it
+names none. An image may instead order the captured text alphabetically or as an integer.
 """
 
 from __future__ import annotations
@@ -12,9 +18,32 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
+
+Order = Literal["version", "alphabetical", "numerical"]
+ORDERS: tuple[Order, ...] = ("version", "alphabetical", "numerical")
+
+DATE_LIKE_FROM = 100_000  # a first release segment of 6 digits or more is a date or a timestamp
+_BUILD_SUFFIX = re.compile(r"(?P<version>v?\d+(?:\.\d+)*)_(?P<build>\d+)")  # Temurin: 21.0.12_8
+# PEP 440 reads "pre" and "preview" as "rc"; projects that use them (Ruby, .NET) release previews before rcs.
+_PHASES = {"a": 1, "b": 2, "preview": 3, "rc": 4}
+_DEV_ONLY, _FINAL = 0, 5
+
+
+@dataclass(frozen=True)
+class Candidate:
+    tag: str
+    shown: str  # the version as `why` shows it: the normalised version, or the captured text
+    rank: tuple[object, ...]  # a higher rank is newer: the version (or captured text), then the build
+    version: Version | None = None  # None when the image orders alphabetically or numerically
+
+    @property
+    def components(self) -> int:
+        """Release components: at equal rank, ``2.1.0`` is more specific than ``2.1``."""
+        return len(self.version.release) if self.version is not None else 0
 
 
 @dataclass(frozen=True)
@@ -26,16 +55,42 @@ class TagMatcher:
     pattern: re.Pattern[str] | None = None
     prereleases: bool | None = None
     exclude: frozenset[str] = frozenset()
+    order: Order = "version"
+
+    def read(self, tag: str) -> Candidate | None:
+        """What the tag says under this matcher's variant, pattern and order; None when it says no version."""
+        build: str | None = None
+        if self.pattern is not None:
+            match = self.pattern.fullmatch(tag)
+            if match is None:
+                return None
+            text, build = match.group("version"), match.groupdict().get("build")
+        elif self.variant is not None:
+            suffix = f"-{self.variant}"
+            if not tag.endswith(suffix):
+                return None
+            text = tag[: -len(suffix)]
+        else:
+            text = tag
+        if text is None or (build is not None and not _is_number(build)):
+            return None
+        if build is None and self.order == "version" and (split := _BUILD_SUFFIX.fullmatch(text)):
+            text, build = split.group("version"), split.group("build")
+        build_rank = int(build) if build is not None else -1
+        if self.order == "alphabetical":
+            return Candidate(tag, text, (text, build_rank)) if text else None
+        if self.order == "numerical":
+            return Candidate(tag, text, (int(text), build_rank)) if _is_number(text) else None
+        version = parse_version(text)
+        if version is None:
+            return None
+        shown = str(version) if build is None else f"{version} build {build}"
+        return Candidate(tag, shown, (_version_rank(version, text), build_rank), version)
 
     def version_of(self, tag: str) -> Version | None:
         """The version a tag names under this matcher's variant or pattern, or None."""
-        if self.pattern is not None:
-            match = self.pattern.fullmatch(tag)
-            return parse_version(match.group("version")) if match else None
-        if self.variant is not None:
-            suffix = f"-{self.variant}"
-            return parse_version(tag[: -len(suffix)]) if tag.endswith(suffix) else None
-        return parse_version(tag)
+        candidate = self.read(tag)
+        return candidate.version if candidate is not None else None
 
     @property
     def allows_prereleases(self) -> bool:
@@ -47,11 +102,13 @@ class TagMatcher:
             return False
         return self.specifier.contains(version, prereleases=True)
 
-
-@dataclass(frozen=True)
-class Candidate:
-    tag: str
-    version: Version
+    def wants_date_like(self, tags: Iterable[str]) -> bool:
+        """Whether date-like versions compete: if the specifier names one; naming none, if no tag is ordinary."""
+        named = [version for spec in self.specifier if (version := parse_version(spec.version.removesuffix(".*")))]
+        if named:
+            return any(is_date_like(version) for version in named)
+        readings = (self.read(tag) for tag in tags if tag not in self.exclude)
+        return not any(c.version is not None and not is_date_like(c.version) for c in readings if c is not None)
 
 
 @dataclass(frozen=True)
@@ -59,7 +116,8 @@ class Verdict:
     """Why a tag is or is not a candidate; used to explain a failed selection."""
 
     tag: str
-    reason: str  # "candidate", "excluded", "not a version", "variant mismatch", "pre-release", "outside spec"
+    reason: str  # "candidate", "excluded", "not a version", "variant mismatch", "pre-release", "date-like",
+    # "not date-like", "outside spec"
 
 
 def parse_version(text: str) -> Version | None:
@@ -74,26 +132,57 @@ def parse_version(text: str) -> Version | None:
         return None
 
 
-def classify(tag: str, matcher: TagMatcher) -> tuple[Verdict, Candidate | None]:
+def is_date_like(version: Version) -> bool:
+    return version.release[0] >= DATE_LIKE_FROM
+
+
+def classify(tag: str, matcher: TagMatcher, date_like: bool = False) -> tuple[Verdict, Candidate | None]:
+    """The verdict on one tag; ``date_like`` says which scheme competes (see ``TagMatcher.wants_date_like``)."""
     if tag in matcher.exclude:
         return Verdict(tag, "excluded"), None
-    version = matcher.version_of(tag)
-    if version is None:
+    candidate = matcher.read(tag)
+    if candidate is None:
         reason = "not a version" if matcher.variant is None or parse_version(tag) is None else "variant mismatch"
         return Verdict(tag, reason), None
+    version = candidate.version
+    if version is None:  # alphabetical or numerical: the pattern alone decides
+        return Verdict(tag, "candidate"), candidate
+    if is_date_like(version) != date_like:
+        return Verdict(tag, "date-like" if is_date_like(version) else "not date-like"), None
     if not matcher.allows(version):
         prerelease_refused = version.is_prerelease and matcher.specifier.contains(version, prereleases=True)
         return Verdict(tag, "pre-release" if prerelease_refused else "outside spec"), None
-    return Verdict(tag, "candidate"), Candidate(tag, version)
+    return Verdict(tag, "candidate"), candidate
+
+
+def judge(tags: Iterable[str], matcher: TagMatcher) -> dict[str, tuple[Verdict, Candidate | None]]:
+    """The verdict on every tag, each judged against the scheme the whole list and the specifier call for."""
+    tags = list(tags)
+    date_like = matcher.wants_date_like(tags)
+    return {tag: classify(tag, matcher, date_like) for tag in tags}
 
 
 def candidates(tags: Iterable[str], matcher: TagMatcher) -> list[Candidate]:
     """The tags the matcher allows, best first."""
-    found = [candidate for tag in tags if (candidate := classify(tag, matcher)[1]) is not None]
-    return order(found)
+    return order(candidate for _, candidate in judge(tags, matcher).values() if candidate is not None)
 
 
 def order(found: Iterable[Candidate]) -> list[Candidate]:
-    """Newest version first; then more release components; then the lexically smallest tag."""
+    """Highest rank first (newest, then highest build, then most release components); then the smallest tag."""
     by_tag = sorted(found, key=lambda candidate: candidate.tag)
-    return sorted(by_tag, key=lambda c: (c.version, len(c.version.release)), reverse=True)
+    return sorted(by_tag, key=lambda candidate: (candidate.rank, candidate.components), reverse=True)
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _version_rank(version: Version, text: str) -> tuple[object, ...]:
+    """PEP 440's order, except that ``preview``/``pre`` sorts between ``b`` and ``rc``."""
+    if version.pre is not None:
+        phase: str = version.pre[0]
+        if phase == "rc" and "pre" in text.split("+")[0].lower():
+            phase = "preview"
+        return (Version(version.base_version), _PHASES[phase], version.pre[1], version)
+    stage = _DEV_ONLY if version.dev is not None and version.post is None else _FINAL
+    return (Version(version.base_version), stage, 0, version)

@@ -8,6 +8,8 @@ import pytest
 
 from imagelock.config import Config, load_config
 from imagelock.errors import InputError
+from imagelock.versions import ORDERS, candidates
+from tests.support.tag_histories import tag_history
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "images.toml.example"
 
@@ -122,6 +124,19 @@ db = "postgres:16.4"
         ('[registries."r.io"]\nconcurrency = 0\n', '[registries."r.io"]', "'concurrency'"),
         ('[registries."r.io"]\ntimeout = -1\n', '[registries."r.io"]', "'timeout'"),
         ('[registries."r.io"]\nproxy = "x"\n', '[registries."r.io"]', "unknown key 'proxy'"),
+        ('[images.t]\nimage = "a"\ntag-pattern = "(?P<version>.*)"\norder = "semver"\n', "[images.t]", "key 'order'"),
+        ('[images.t]\nimage = "a"\nversion = ">=1"\norder = "numerical"\n', "[images.t]", "needs a 'tag-pattern'"),
+        (
+            '[images.t]\nimage = "a"\ntag-pattern = "(?P<version>.*)"\nversion = ">=1"\norder = "alphabetical"\n',
+            "[images.t]",
+            "key 'version': does not apply with order 'alphabetical'",
+        ),
+        (
+            '[images.t]\nimage = "a"\ntag-pattern = "(?P<version>.*)"\nprereleases = true\norder = "numerical"\n',
+            "[images.t]",
+            "key 'prereleases': does not apply with order 'numerical'",
+        ),
+        ('[images.t]\nimage = "a"\ntag = "1"\norder = "numerical"\n', "[images.t]", "key 'order': only applies"),
     ],
 )
 def test_bad_input_names_file_image_and_key(tmp_path: Path, text: str, where: str, message: str) -> None:
@@ -172,6 +187,7 @@ BASE = (
         BASE.replace('["linux/arm64", "linux/amd64"]', '["linux/amd64", "linux/arm64/v8"]'),
         BASE.replace('"nginx"', '"docker.io/library/nginx"'),
         "# a comment\n" + BASE + '[registries."r.io"]\ninsecure = true\n',
+        BASE + 'order = "version"\n',  # the default, spelled out
     ],
 )
 def test_reformatting_is_not_a_change(tmp_path: Path, same: str) -> None:
@@ -205,3 +221,36 @@ def test_adding_an_image_changes_inputs_but_not_other_specs(tmp_path: Path) -> N
     after = load(tmp_path, BASE + '[images.cache]\nimage = "redis"\ntag = "7.2"\n')
     assert after.inputs_hash != before.inputs_hash
     assert after.images["web"].spec_hash == before.images["web"].spec_hash
+
+
+@pytest.mark.parametrize(
+    ("text", "spec_hash"),
+    [
+        (BASE, "sha256:85d6a5560161c050ff39f0ffcb44401c3c72ef34fba48a8c65fe55b5273837c1"),
+        (
+            "[images.web]\nimage = \"ubuntu\"\ntag-pattern = '^jammy-(?P<version>\\d{8})$'\n",
+            "sha256:00ea1c0b6d9ed5daa43d47c6100b7107b336eb256de540e1311bc646f203accb",
+        ),
+    ],
+)
+def test_specs_written_before_the_order_key_keep_their_hash(tmp_path: Path, text: str, spec_hash: str) -> None:
+    """The hashes imagelock gave these entries before 'order' existed: their locks stay valid."""
+    assert load(tmp_path, text).images["web"].spec_hash == spec_hash
+
+
+def test_choosing_an_order_changes_the_spec(tmp_path: Path) -> None:
+    pattern = "[images.web]\nimage = \"nginx\"\ntag-pattern = '^rel-(?P<version>\\d+)$'\n"
+    hashes = {load(tmp_path, pattern + f'order = "{order}"\n').images["web"].spec_hash for order in ORDERS}
+    assert len(hashes) == 3
+    assert load(tmp_path, pattern).images["web"].spec_hash in hashes
+
+
+def test_the_ubuntu_examples_allow_respins(tmp_path: Path) -> None:
+    """images.toml.example and the example in docs/images-toml.md pick ubuntu's respin jammy-20240911.1."""
+    documented = (EXAMPLE.parent / "docs" / "images-toml.md").read_text().split("```toml\n")[1].split("```")[0]
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "ca.pem").write_text("")
+    for config in (load_config(EXAMPLE), load(tmp_path, documented)):
+        matcher = config.images["base"].matcher
+        assert matcher is not None
+        assert candidates(tag_history("ubuntu-2024-10"), matcher)[0].tag == "jammy-20240911.1"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Project, Registry
 from tests.support.registry import RegistryServer, Seeder
+from tests.support.tag_histories import tag_history
 
 
 def locked(project: Project) -> dict[str, dict[str, object]]:
@@ -317,3 +318,111 @@ def test_a_dangling_symlinked_lock_is_refused_in_one_line(project: Project, regi
     assert result.stderr.count("\n") == 1, result.stderr
     assert "a symbolic link to" in result.stderr
     assert sorted(p.name for p in project.directory.iterdir()) == ["images.lock", "images.toml"]
+
+
+def push_history(registry: Registry, repository: str, history: str, wanted: Sequence[str]) -> None:
+    """Push the tags of a real tag history (tests/fixtures/tags) that a test needs."""
+    tags = tag_history(history)
+    for tag in wanted:
+        assert tag in tags, f"{tag} is not in {history}"
+        registry.seeder.push_image(repository, tag)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"), [('version = ">=3.19"', "3.24.1"), ('version = ">=20240101"', "20260805")]
+)
+def test_a_date_stamp_beside_versions_is_chosen_only_by_a_date_spec(
+    project: Project, registry: Registry, spec: str, expected: str
+) -> None:
+    push_history(registry, "history/alpine", "alpine-2026-08", ["20260805", "3.24.1", "3.23.5"])
+    project.write(f'[images.os]\nimage = "{registry.host}/history/alpine"\n{spec}\n')
+    assert lock_ok(project)["os"]["tag"] == expected
+
+
+def test_why_names_a_skipped_date_stamp_date_like(project: Project, registry: Registry) -> None:
+    push_history(registry, "history/alpine", "alpine-2026-08", ["20260805", "3.24.1", "3.23.5"])
+    project.write(f'[images.os]\nimage = "{registry.host}/history/alpine"\nversion = ""\n')
+    why = project.run("why", "os")
+    assert why.exit_code == 0, why.stderr
+    assert "chosen: 3.24.1" in why.stdout
+    assert any("20260805" in line and "date-like" in line for line in why.stdout.splitlines())
+
+
+def test_a_preview_is_older_than_the_release_candidate(project: Project, registry: Registry) -> None:
+    push_history(registry, "history/ruby", "ruby-2024-12", ["3.3.6", "3.4.0-preview2", "3.4.0-rc1"])
+    project.write(f'[images.rb]\nimage = "{registry.host}/history/ruby"\nversion = ">=3.4.0a0"\n')
+    assert lock_ok(project)["rb"]["tag"] == "3.4.0-rc1"
+
+
+def test_a_temurin_build_number_beats_the_moving_major_tag(project: Project, registry: Registry) -> None:
+    wanted = ["21.0.12_8-jre-jammy", "21-jre-jammy", "21.0.11_10-jre-jammy"]
+    push_history(registry, "history/eclipse-temurin", "eclipse-temurin-2026-08", wanted)
+    project.write(
+        f'[images.jre]\nimage = "{registry.host}/history/eclipse-temurin"\n'
+        'version = ">=21,<22"\nvariant = "jre-jammy"\n'
+    )
+    assert lock_ok(project)["jre"]["tag"] == "21.0.12_8-jre-jammy"
+
+
+@pytest.mark.parametrize(
+    ("repository", "history", "wanted", "pattern", "expected"),
+    [
+        (
+            "history/bitnami-redis",
+            "bitnami-redis",
+            ["7.2.4-debian-12-r9", "7.2.4-debian-12-r12", "7.2.4-debian-12-r16"],
+            r"^(?P<version>\d+\.\d+\.\d+)-debian-12-r(?P<build>\d+)$",
+            "7.2.4-debian-12-r16",
+        ),
+        (
+            "history/ubuntu",
+            "ubuntu-2024-10",
+            ["jammy-20240808", "jammy-20240911.1", "noble-20241009"],
+            r"^jammy-(?P<version>\d{8})(?:\.(?P<build>\d+))?$",  # the example in docs/images-toml.md
+            "jammy-20240911.1",
+        ),
+    ],
+)
+def test_a_build_group_picks_the_newest_revision(
+    project: Project, registry: Registry, repository: str, history: str, wanted: list[str], pattern: str, expected: str
+) -> None:
+    push_history(registry, repository, history, wanted)
+    project.write(f"[images.app]\nimage = \"{registry.host}/{repository}\"\ntag-pattern = '{pattern}'\n")
+    assert lock_ok(project)["app"]["tag"] == expected
+
+
+@pytest.mark.parametrize(
+    ("history", "pattern", "order", "expected"),
+    [
+        (
+            "flux-rfc3339",
+            r"^(?P<version>\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z)$",
+            "alphabetical",
+            "2023-05-08T00-20-00Z",
+        ),
+        ("flux-unix-timestamps", r"^rel-(?P<version>\d+)$", "numerical", "rel-1606364286"),
+    ],
+)
+def test_orders_that_are_not_versions(
+    project: Project, registry: Registry, history: str, pattern: str, order: str, expected: str
+) -> None:
+    push_history(registry, f"history/{history}", history, tag_history(history))
+    project.write(
+        f'[images.app]\nimage = "{registry.host}/history/{history}"\ntag-pattern = \'{pattern}\'\norder = "{order}"\n'
+    )
+    assert lock_ok(project)["app"]["tag"] == expected
+
+
+def test_an_order_with_a_version_is_exit_2_and_leaves_the_lock_untouched(project: Project, registry: Registry) -> None:
+    project.write(f'[images.web]\nimage = "{registry.host}/library/nginx"\nversion = "==1.26.2"\n')
+    lock_ok(project)
+    before = project.lock.read_bytes()
+    project.write(
+        f'[images.web]\nimage = "{registry.host}/library/nginx"\n'
+        'tag-pattern = \'^(?P<version>.*)$\'\nversion = ">=1"\norder = "alphabetical"\n'
+    )
+    result = project.run("lock")
+    assert result.exit_code == 2
+    assert "key 'version': does not apply with order 'alphabetical'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert project.lock.read_bytes() == before

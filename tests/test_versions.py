@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from packaging.specifiers import SpecifierSet
 
-from imagelock.versions import TagMatcher, candidates, classify, parse_version
+from imagelock.versions import TagMatcher, candidates, classify, judge, parse_version
+from tests.support.tag_histories import tag_history
 
 NGINX = [
     "1.25.4",
@@ -32,7 +33,14 @@ def pick(tags: list[str], **matcher: object) -> list[str]:
 
 @pytest.mark.parametrize(
     ("tag", "version"),
-    [("1.26.2", "1.26.2"), ("v2.1.0", "2.1.0"), ("3.13.0rc1", "3.13.0rc1"), ("1.25", "1.25"), ("20240125", "20240125")],
+    [
+        ("1.26.2", "1.26.2"),
+        ("v2.1.0", "2.1.0"),
+        ("3.13.0rc1", "3.13.0rc1"),
+        ("1.25", "1.25"),
+        ("20240125", "20240125"),
+        ("1.5.1-17", "1.5.1.post17"),
+    ],
 )
 def test_versions_from_tags(tag: str, version: str) -> None:
     parsed = parse_version(tag)
@@ -138,7 +146,7 @@ def test_order_does_not_depend_on_listing_order(tags: list[str], shuffler: rando
 @given(TAGS)
 def test_order_is_newest_first_and_total(tags: list[str]) -> None:
     chosen = candidates(tags, TagMatcher(SpecifierSet(""), prereleases=True))
-    versions = [candidate.version for candidate in chosen]
+    versions = [candidate.version for candidate in chosen if candidate.version is not None]
     assert versions == sorted(versions, reverse=True)
     assert len({candidate.tag for candidate in chosen}) == len(chosen)
 
@@ -155,3 +163,100 @@ def test_the_whole_order_is_deterministic_even_between_equal_versions(tags: list
 @given(st.text(max_size=40))
 def test_parse_version_never_raises(text: str) -> None:
     parse_version(text)
+
+
+# Date stamps beside versions (alpine's edge snapshots)
+
+
+@pytest.mark.parametrize(("history", "newest"), [("alpine-2026-08", "3.24.1"), ("alpine-2024-10", "3.20.3")])
+@pytest.mark.parametrize("version", ["", ">=3.19"])
+def test_a_date_stamp_beside_versions_is_not_the_newest_version(history: str, newest: str, version: str) -> None:
+    assert pick(tag_history(history), version=version)[0] == newest
+
+
+def test_a_spec_bounded_by_dates_considers_only_date_like_versions() -> None:
+    assert pick(tag_history("alpine-2026-08"), version=">=20240101") == ["20260805"]
+
+
+def test_skipped_date_stamps_are_named_date_like() -> None:
+    verdicts = judge(tag_history("alpine-2026-08"), TagMatcher(SpecifierSet(">=3.19")))
+    assert verdicts["20260805"][0].reason == "date-like"
+    assert judge(["20260805", "3.24.1"], TagMatcher(SpecifierSet(">=20240101")))["3.24.1"][0].reason == "not date-like"
+
+
+def test_only_date_like_versions_compete_when_there_is_nothing_else() -> None:
+    pattern = re.compile(r"^jammy-(?P<version>\d{8})$")
+    assert pick([*tag_history("ubuntu-2024-10"), "jammy-20240911"], pattern=pattern)[0] == "jammy-20240911"
+
+
+# Pre-release words
+
+
+def test_a_preview_comes_before_the_release_candidates() -> None:
+    assert pick(tag_history("ruby-2024-12"), version=">=3.4.0a0") == ["3.4.0-rc1", "3.4-rc", "3.4.0-preview2"]
+
+
+@pytest.mark.parametrize(
+    "older_to_newer",
+    [
+        ["1.0.dev1", "1.0a1", "1.0alpha2", "1.0b1", "1.0beta2", "1.0-pre1", "1.0-preview2", "1.0rc1", "1.0c2", "1.0"],
+        ["8.0.100-preview.7", "8.0.100-rc.1", "8.0.100-rc.2", "8.0.100"],  # mcr.microsoft.com/dotnet/sdk, 2023
+    ],
+)
+def test_pre_release_words_in_order(older_to_newer: list[str]) -> None:
+    assert pick(older_to_newer, prereleases=True) == older_to_newer[::-1]
+
+
+# Build numbers and revisions
+
+
+def test_temurin_build_number_beats_the_moving_major_tag() -> None:
+    tags = tag_history("eclipse-temurin-2026-08")
+    assert pick(tags, version=">=21,<22", variant="jre-jammy") == [
+        "21.0.12_8-jre-jammy",
+        "21.0.11_10-jre-jammy",
+        "21-jre-jammy",
+    ]
+
+
+def test_a_build_number_is_not_part_of_the_version_the_spec_sees() -> None:
+    tags = tag_history("eclipse-temurin-2026-08")
+    assert pick(tags, version="==21.0.12", variant="jre-jammy") == ["21.0.12_8-jre-jammy"]
+
+
+def test_a_build_group_orders_equal_versions_by_number() -> None:
+    pattern = re.compile(r"^(?P<version>\d+\.\d+\.\d+)-debian-12-r(?P<build>\d+)$")
+    assert pick(tag_history("bitnami-redis"), pattern=pattern) == [
+        "7.2.4-debian-12-r16",
+        "7.2.4-debian-12-r12",
+        "7.2.4-debian-12-r11",
+        "7.2.4-debian-12-r9",
+    ]
+
+
+def test_a_respin_is_the_newest_build_of_its_date() -> None:
+    pattern = re.compile(r"^jammy-(?P<version>\d{8})(?:\.(?P<build>\d+))?$")
+    tags = [*tag_history("ubuntu-2024-10"), "jammy-20240911"]
+    assert pick(tags, pattern=pattern) == ["jammy-20240911.1", "jammy-20240911", "jammy-20240808"]
+
+
+# Orderings that are not versions
+
+
+def test_alphabetical_order_suits_rfc3339_timestamps() -> None:
+    pattern = re.compile(r"^(?P<version>\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z)$")
+    tags = tag_history("flux-rfc3339")
+    assert pick(tags, pattern=pattern, order="alphabetical")[0] == "2023-05-08T00-20-00Z"
+    assert pick(tags, pattern=pattern) == []  # not versions
+
+
+def test_numerical_order_reads_the_captured_text_as_an_integer() -> None:
+    pattern = re.compile(r"^rel-(?P<version>\d+)$")
+    tags = tag_history("flux-unix-timestamps")
+    assert pick(tags, pattern=pattern, order="numerical")[0] == "rel-1606364286"
+    assert pick(
+        ["build-9", "build-10", "build-x"], pattern=re.compile(r"^build-(?P<version>.+)$"), order="numerical"
+    ) == [
+        "build-10",
+        "build-9",
+    ]
