@@ -59,7 +59,8 @@ class Verdict:
     """Why a tag is or is not a candidate; used to explain a failed selection."""
 
     tag: str
-    reason: str  # "candidate", "excluded", "not a version", "variant mismatch", "pre-release", "outside spec"
+    reason: str  # "candidate", "excluded", "not a version", "variant mismatch", "pattern mismatch",
+    # "captured text is not a version", "pre-release", "outside spec"
 
 
 def parse_version(text: str) -> Version | None:
@@ -79,12 +80,43 @@ def classify(tag: str, matcher: TagMatcher) -> tuple[Verdict, Candidate | None]:
         return Verdict(tag, "excluded"), None
     version = matcher.version_of(tag)
     if version is None:
-        reason = "not a version" if matcher.variant is None or parse_version(tag) is None else "variant mismatch"
-        return Verdict(tag, reason), None
+        return Verdict(tag, _not_a_candidate(tag, matcher)), None
     if not matcher.allows(version):
         prerelease_refused = version.is_prerelease and matcher.specifier.contains(version, prereleases=True)
         return Verdict(tag, "pre-release" if prerelease_refused else "outside spec"), None
     return Verdict(tag, "candidate"), Candidate(tag, version)
+
+
+def _not_a_candidate(tag: str, matcher: TagMatcher) -> str:
+    if matcher.pattern is not None:
+        return "captured text is not a version" if matcher.pattern.fullmatch(tag) else "pattern mismatch"
+    return "not a version" if matcher.variant is None or parse_version(tag) is None else "variant mismatch"
+
+
+def exact_release_hint(matcher: TagMatcher, chosen: Version, tags: Iterable[str]) -> str | None:
+    """A hint when ``==X.Y`` picked X.Y.0 while newer X.Y.Z tags exist: PEP 440 means exactly X.Y.0.
+
+    The meaning is kept; the user most likely meant ``==X.Y.*``, so the hint names that and the newest such tag.
+    """
+    exact = [clause for clause in matcher.specifier if clause.operator == "==" and not clause.version.endswith(".*")]
+    if len(exact) != 1:
+        return None
+    wildcard = SpecifierSet(f"=={exact[0].version}.*")
+    newer = [
+        (version, tag)
+        for tag in tags
+        if tag not in matcher.exclude
+        and (version := matcher.version_of(tag)) is not None
+        and version > chosen
+        and wildcard.contains(version, prereleases=matcher.allows_prereleases)
+    ]
+    if not newer:
+        return None
+    newest_tag = max(newer)[1]
+    return (
+        f'version "{exact[0]}" means exactly {chosen} (PEP 440), but newer tags exist (newest {newest_tag}):'
+        f' did you mean "{wildcard}"?'
+    )
 
 
 def candidates(tags: Iterable[str], matcher: TagMatcher) -> list[Candidate]:
