@@ -226,7 +226,7 @@ async def explain(
     chosen: Candidate | None = None
     for candidate in candidates(tags, matcher):
         if chosen is not None:
-            verdicts[candidate.tag] = "older" if candidate.version < chosen.version else "same version, less specific"
+            verdicts[candidate.tag] = _lost_to(candidate, chosen)
             continue
         pin = await _pin(spec, candidate.tag, client, None)
         missing = _missing(spec, pin.platforms)
@@ -258,6 +258,14 @@ async def _signature_verdict(
         return f"signature: {error}"
     refused = await gate(spec, tag, pin.digest, pin.platforms, client) if gate is not None else None
     return refused if refused is not None else "chosen"
+
+
+def _lost_to(candidate: Candidate, chosen: Candidate) -> str:
+    """The verdict of an allowed tag tried after the chosen one."""
+    if candidate.version < chosen.version:
+        return "older"
+    fewer_components = len(candidate.version.release) < len(chosen.version.release)
+    return "same version, less specific" if fewer_components else "same version"
 
 
 def _missing(spec: ImageSpec, platforms: Mapping[str, str]) -> list[str]:

@@ -137,11 +137,16 @@ def test_why_tells_a_pattern_mismatch_from_captured_text_that_is_not_a_version(
 
 
 def test_why_says_same_version_less_specific_for_equal_versions(project: Project, registry: Registry) -> None:
-    for tag in ("2.1", "2.1.0", "2.0.9"):
+    for tag in ("2.1", "2.1.0", "v2.1.0", "2.0.9"):
         registry.seeder.push_image("hints/equal", tag)
     project.write(f'[images.app]\nimage = "{registry.host}/hints/equal"\nversion = ">=2"\n')
     verdicts = dict(line.split(None, 1) for line in project.run("why", "app").stdout.splitlines()[1:])
-    assert verdicts == {"2.1.0": "chosen", "2.1": "same version, less specific", "2.0.9": "older"}
+    assert verdicts == {
+        "2.1.0": "chosen",
+        "v2.1.0": "same version",  # as specific, but lexically later
+        "2.1": "same version, less specific",
+        "2.0.9": "older",
+    }
 
 
 def test_the_lock_line_says_how_many_newer_candidates_were_skipped_and_why(
