@@ -135,7 +135,7 @@ async def resolve_image(
             skipped.append(Skip(candidate.tag, "refused by the audit gate"))
             events.warning(f"[images.{spec.name}]: skipping tag {candidate.tag}: {refused}")
             continue
-        hint = exact_release_hint(spec.matcher, candidate.version, tags)
+        hint = exact_release_hint(spec.matcher, tags)
         if hint is not None:
             events.warning(f"[images.{spec.name}]: {hint}")
         return Resolution(_locked(spec, candidate.tag, pin), tuple(skipped))
@@ -245,7 +245,7 @@ async def explain(
     listed = {candidate.tag for candidate in versioned}
     ordered = [TagVerdict(c.tag, verdicts[c.tag], str(c.version)) for c in versioned]
     ordered += [TagVerdict(tag, verdicts[tag]) for tag in sorted(tags) if tag not in listed]
-    hint = exact_release_hint(matcher, chosen.version, tags) if chosen is not None else None
+    hint = exact_release_hint(matcher, tags)
     return Explanation(spec.name, str(spec.repository), chosen.tag if chosen else None, tuple(ordered), hint)
 
 
@@ -301,4 +301,5 @@ def _no_match_reason(
         )
     counts = Counter(classify(tag, matcher)[0].reason for tag in tags)
     summary = ", ".join(f"{count} {reason}" for reason, count in sorted(counts.items())) or "no tags"
-    return f"no tag of {spec.repository} matches {wanted} ({len(tags)} tags: {summary})"
+    hint = exact_release_hint(matcher, tags)
+    return f"no tag of {spec.repository} matches {wanted} ({len(tags)} tags: {summary}){f'; {hint}' if hint else ''}"

@@ -93,8 +93,8 @@ def _not_a_candidate(tag: str, matcher: TagMatcher) -> str:
     return "not a version" if matcher.variant is None or parse_version(tag) is None else "variant mismatch"
 
 
-def exact_release_hint(matcher: TagMatcher, chosen: Version, tags: Iterable[str]) -> str | None:
-    """A hint when ``==X.Y`` picked X.Y.0 while newer X.Y.Z tags exist: PEP 440 means exactly X.Y.0.
+def exact_release_hint(matcher: TagMatcher, tags: Iterable[str]) -> str | None:
+    """A hint when a ``==X.Y`` spec meets newer X.Y.Z tags: PEP 440 means exactly X.Y.0.
 
     The meaning is kept; the user most likely meant ``==X.Y.*``, so the hint names that and the newest such tag.
     """
@@ -102,19 +102,20 @@ def exact_release_hint(matcher: TagMatcher, chosen: Version, tags: Iterable[str]
     if len(exact) != 1:
         return None
     wildcard = SpecifierSet(f"=={exact[0].version}.*")
+    exactly = Version(exact[0].version)
     newer = [
         (version, tag)
         for tag in tags
         if tag not in matcher.exclude
         and (version := matcher.version_of(tag)) is not None
-        and version > chosen
+        and version > exactly
         and wildcard.contains(version, prereleases=matcher.allows_prereleases)
     ]
     if not newer:
         return None
-    newest_tag = max(newer)[1]
+    release = ".".join(str(number) for number in (*exactly.release, 0, 0)[: max(3, len(exactly.release))])
     return (
-        f'version "{exact[0]}" means exactly {chosen} (PEP 440), but newer tags exist (newest {newest_tag}):'
+        f'version "{exact[0]}" means exactly {release} (PEP 440), but newer tags exist (newest {max(newer)[1]}):'
         f' did you mean "{wildcard}"?'
     )
 

@@ -50,6 +50,24 @@ def test_exact_x_y_keeps_its_pep440_meaning_and_warns_once(
     ]
 
 
+def test_exact_x_y_matching_nothing_says_what_was_likely_meant(
+    project: Project, registry: Registry, python_repository: str
+) -> None:
+    project.write(
+        python_spec(registry, python_repository, "==3.12")
+        + 'exclude = ["3.12.0-slim-bookworm", "3.12-slim-bookworm"]\n'
+    )
+    result = project.run("lock")
+    assert result.exit_code == 1
+    (line,) = stderr_lines(result.stderr)
+    assert line.startswith(f"error: [images.py]: no tag of {registry.host}/{python_repository} matches ==3.12")
+    assert line.endswith(
+        '; version "==3.12" means exactly 3.12.0 (PEP 440), but newer tags exist (newest 3.12.14-slim-bookworm):'
+        ' did you mean "==3.12.*"?'
+    )
+    assert not project.lock.exists()
+
+
 def test_why_shows_the_exact_x_y_hint(project: Project, registry: Registry, python_repository: str) -> None:
     project.write(python_spec(registry, python_repository, "==3.12"))
     result = project.run("why", "py")
