@@ -82,7 +82,7 @@ async def resolve_all(
         return resolution
 
     resolved = await all_or_first_failure(resolve_one(spec) for spec in specs)
-    return {spec.name: locked for spec, locked in zip(specs, resolved, strict=True)}
+    return {spec.name: resolution for spec, resolution in zip(specs, resolved, strict=True)}
 
 
 async def resolve_image(
