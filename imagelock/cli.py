@@ -196,6 +196,13 @@ def _short(digest: str) -> str:
 
 
 def _change_text(change: Change) -> Text:
+    text = _change_kind_text(change)
+    if change.skipped is not None:
+        text.append(f" ({change.skipped})")
+    return text
+
+
+def _change_kind_text(change: Change) -> Text:
     old, new, style = change.old, change.new, STYLES.get(change.kind, "")
     if change.kind == "added" and new is not None:
         return Text.assemble(("added", style), f" {new.tag}  {_short(new.digest)}")
@@ -219,7 +226,13 @@ def _entry_json(entry: LockedImage | None) -> dict[str, Any] | None:
 
 
 def _change_json(change: Change) -> dict[str, Any]:
-    return {"name": change.name, "change": change.kind, "old": _entry_json(change.old), "new": _entry_json(change.new)}
+    return {
+        "name": change.name,
+        "change": change.kind,
+        "old": _entry_json(change.old),
+        "new": _entry_json(change.new),
+        "skipped": change.skipped,
+    }
 
 
 def _print_json(document: object) -> None:
@@ -378,10 +391,13 @@ def why_command(
     )
     if as_json:
         tags = [{"tag": t.tag, "version": t.version, "verdict": t.verdict} for t in explanation.tags]
-        _print_json({"name": explanation.name, "image": explanation.image, "chosen": explanation.chosen, "tags": tags})
+        document = {"name": explanation.name, "image": explanation.image, "chosen": explanation.chosen, "tags": tags}
+        _print_json({**document, "hint": explanation.hint})
         return
     chosen = explanation.chosen or "nothing"
     _stdout().print(Text.assemble((explanation.name, "bold"), f"  {explanation.image}  chosen: {chosen}"))
+    if explanation.hint is not None:
+        _stdout().print(Text(f"  hint: {explanation.hint}", style="yellow"), soft_wrap=True)
     styles = {"chosen": "green bold", "older": "dim"}
     _print_rows([["  " + t.tag, Text(t.verdict, style=styles.get(t.verdict, ""))] for t in explanation.tags])
 

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import tomli
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
 
 from imagelock.audit.policy import FAIL_ON_LEVELS, AuditPolicy
 from imagelock.errors import InputError
 from imagelock.lockfile import read_at_most
 from imagelock.platforms import Platform, parse_platform
 from imagelock.reference import Repository, is_valid_registry_host, is_valid_tag, parse_reference
-from imagelock.versions import ORDERS, TagMatcher
+from imagelock.versions import ORDERS, TagMatcher, parse_version
 
 if TYPE_CHECKING:  # the trust package is imported only when images.toml names a policy
     from imagelock.trust import ContentTrustPolicy, KeylessPolicy, NotationPolicy, TrustPolicy
@@ -458,10 +459,19 @@ class _ConfigParser:
         try:
             specifier = SpecifierSet(specifier_text)
         except InvalidSpecifier:
-            raise self.error(where, f"key 'version': invalid PEP 440 specifier {specifier_text!r}") from None
+            hint = _specifier_hint(specifier_text)
+            raise self.error(
+                where, f"key 'version': invalid PEP 440 specifier {specifier_text!r}{f' ({hint})' if hint else ''}"
+            ) from None
         variant = None
         if "variant" in entry:
             variant = self.string(where, "variant", entry["variant"])
+            if variant.startswith("-"):
+                raise self.error(
+                    where,
+                    f"key 'variant': invalid variant {variant!r} (the dash is implied: "
+                    f'variant = "{variant.lstrip("-")}" matches 1.2.3-{variant.lstrip("-")})',
+                )
             if not variant or not is_valid_tag(f"0-{variant}"):
                 raise self.error(where, f"key 'variant': invalid variant {variant!r}")
         pattern = None
@@ -501,6 +511,36 @@ class _ConfigParser:
             policy=self.default_policy,
             audit=self.default_audit,
         )
+
+
+def _specifier_hint(text: str) -> str | None:
+    """What the user most likely meant by a specifier in another tool's syntax (npm, Cargo, a bare version)."""
+    text = text.strip()
+    if len(text.split()) > 1:
+        suggestion, why = ",".join(text.split()), "clauses are separated by commas"
+    elif text[:1] == "^" and (version := parse_version(text[1:])) is not None:
+        suggestion, why = f">={version},<{_caret_bound(version)}", "PEP 440 has no '^'"
+    elif text[:1] == "~" and (version := parse_version(text[1:])) is not None:
+        suggestion, why = f"~={version}{'.0' if len(version.release) < 3 else ''}", "PEP 440 writes '~' as '~='"
+    elif text.endswith(".*") and (version := parse_version(text[:-2])) is not None:
+        suggestion, why = f"=={version}.*", "a wildcard needs '=='"
+    elif (version := parse_version(text)) is not None:
+        suggestion = f"=={version}.*" if len(version.release) < 3 else f"=={version}"
+        why = "a bare version needs an operator"
+    else:
+        return None
+    try:
+        SpecifierSet(suggestion)
+    except InvalidSpecifier:
+        return None
+    return f'did you mean "{suggestion}"? ({why})'
+
+
+def _caret_bound(version: Version) -> str:
+    """npm's caret: the next release of the first non-zero component (^1.2 → 2, ^0.3 → 0.4)."""
+    release = list(version.release)
+    position = next((index for index, number in enumerate(release) if number), len(release) - 1)
+    return ".".join(str(number) for number in [*release[:position], release[position] + 1])
 
 
 def _type_name(value: object) -> str:

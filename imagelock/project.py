@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from imagelock.mirror import MirrorResult, TransferProgress
     from imagelock.registry import HostSettings, Keychain, RegistryClient, RetryPolicy
     from imagelock.relocation import Relocation
-    from imagelock.resolver import Explanation, Gate
+    from imagelock.resolver import Explanation, Gate, Resolution
     from imagelock.verification import Verification
 
 T = TypeVar("T")
@@ -47,6 +47,7 @@ class Change:
     kind: str
     old: LockedImage | None
     new: LockedImage | None
+    skipped: str | None = None  # newer candidates passed over when resolving: "2 newer skipped: missing linux/s390x"
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class Project:
             if name not in upgrading and name in locked and _is_current(locked[name], spec)
         }
         to_resolve = [spec for name, spec in config.images.items() if name not in kept]
-        resolved = {}
+        resolved: dict[str, Resolution] = {}
         if to_resolve:
             from imagelock.resolver import resolve_all
 
@@ -129,8 +130,12 @@ class Project:
                 self._audit_gate() if any(spec.audit is not None and spec.audit.gate for spec in to_resolve) else None
             )
             resolved = self._run(lambda client: resolve_all(to_resolve, client, locked, self.events, gate), config)
-        new_lock = Lock(inputs=config.inputs_hash, images={**kept, **resolved}, command=self._command())
-        changes = changes_between(locked, new_lock.images, config)
+        new_images = {**kept, **{name: resolution.locked for name, resolution in resolved.items()}}
+        new_lock = Lock(inputs=config.inputs_hash, images=new_images, command=self._command())
+        changes = tuple(
+            replace(change, skipped=resolved[change.name].skipped_summary) if change.name in resolved else change
+            for change in changes_between(locked, new_lock.images, config)
+        )
         current_text = _read_text(self.lock_path)
         return LockResult(new_lock, changes, current_text != new_lock.dumps())
 

@@ -15,7 +15,7 @@ from imagelock.events import Events, Silent
 from imagelock.lockfile import LockedImage
 from imagelock.registry import RegistryClient
 from imagelock.trust import SignatureError, Subject
-from imagelock.versions import TagMatcher, candidates, judge, order
+from imagelock.versions import Candidate, TagMatcher, candidates, exact_release_hint, judge, order
 
 MAX_CONCURRENT_IMAGES = 64
 
@@ -33,13 +33,37 @@ class _Pin:
     verified: Mapping[str, str] | None = None
 
 
+@dataclass(frozen=True)
+class Skip:
+    """A newer candidate passed over, and the short reason why (the warnings carry the details)."""
+
+    tag: str
+    reason: str  # "missing linux/s390x", "no valid signature", "refused by the audit gate"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """One spec resolved: the entry to lock, and the newer candidates skipped on the way to it."""
+
+    locked: LockedImage
+    skipped: tuple[Skip, ...] = ()
+
+    @property
+    def skipped_summary(self) -> str | None:
+        """``2 newer skipped: missing linux/s390x``, or None when the newest candidate was taken."""
+        if not self.skipped:
+            return None
+        reasons = dict.fromkeys(skip.reason for skip in self.skipped)
+        return f"{len(self.skipped)} newer skipped: {'; '.join(reasons)}"
+
+
 async def resolve_all(
     specs: Iterable[ImageSpec],
     client: RegistryClient,
     previous: Mapping[str, LockedImage] | None = None,
     events: Events | None = None,
     gate: Gate | None = None,
-) -> dict[str, LockedImage]:
+) -> dict[str, Resolution]:
     """Resolve every spec concurrently; the first failure cancels the rest and is raised.
 
     ``previous`` holds the entries of the existing lock: a tag that still names the locked
@@ -51,14 +75,14 @@ async def resolve_all(
     slots = asyncio.Semaphore(MAX_CONCURRENT_IMAGES)
     events.started(len(specs))
 
-    async def resolve_one(spec: ImageSpec) -> LockedImage:
+    async def resolve_one(spec: ImageSpec) -> Resolution:
         async with slots:
-            locked = await resolve_image(spec, client, previous.get(spec.name), events, gate)
+            resolution = await resolve_image(spec, client, previous.get(spec.name), events, gate)
         events.resolved(spec.name)
-        return locked
+        return resolution
 
     resolved = await all_or_first_failure(resolve_one(spec) for spec in specs)
-    return {spec.name: locked for spec, locked in zip(specs, resolved, strict=True)}
+    return {spec.name: resolution for spec, resolution in zip(specs, resolved, strict=True)}
 
 
 async def resolve_image(
@@ -67,7 +91,8 @@ async def resolve_image(
     previous: LockedImage | None = None,
     events: Events | None = None,
     gate: Gate | None = None,
-) -> LockedImage:
+) -> Resolution:
+    events = events or Silent()
     if spec.tag is not None:
         pin = await _pin(spec, spec.tag, client, previous)
         missing = _missing(spec, pin.platforms)
@@ -83,29 +108,37 @@ async def resolve_image(
         refused = await gate(spec, spec.tag, pin.digest, pin.platforms, client) if gate is not None else None
         if refused is not None:
             raise ResolutionError(f"[images.{spec.name}]: tag {spec.tag}: {refused}")
-        return _locked(spec, spec.tag, pin)
+        return Resolution(_locked(spec, spec.tag, pin))
     assert spec.matcher is not None
     tags = await client.list_tags(spec.repository)
-    skipped: list[str] = []
+    skipped: list[Skip] = []
+    lacking: list[tuple[str, list[str]]] = []
     unsigned: list[tuple[str, str]] = []
     refusals: list[tuple[str, str]] = []
     for candidate in candidates(tags, spec.matcher):
         pin = await _pin(spec, candidate.tag, client, previous)
-        if _missing(spec, pin.platforms):
-            skipped.append(candidate.tag)
+        missing = _missing(spec, pin.platforms)
+        if missing:
+            lacking.append((candidate.tag, missing))
+            skipped.append(Skip(candidate.tag, f"missing {', '.join(missing)}"))
             continue
         try:
             pin = await _verified(spec, candidate.tag, pin, client, previous)
         except SignatureError as error:
             unsigned.append((candidate.tag, str(error)))
-            (events or Silent()).warning(f"[images.{spec.name}]: skipping tag {candidate.tag}: {error}")
+            skipped.append(Skip(candidate.tag, "no valid signature"))
+            events.warning(f"[images.{spec.name}]: skipping tag {candidate.tag}: {error}")
             continue
         refused = await gate(spec, candidate.tag, pin.digest, pin.platforms, client) if gate is not None else None
         if refused is not None:
             refusals.append((candidate.tag, refused))
-            (events or Silent()).warning(f"[images.{spec.name}]: skipping tag {candidate.tag}: {refused}")
+            skipped.append(Skip(candidate.tag, "refused by the audit gate"))
+            events.warning(f"[images.{spec.name}]: skipping tag {candidate.tag}: {refused}")
             continue
-        return _locked(spec, candidate.tag, pin)
+        hint = exact_release_hint(spec.matcher, tags)
+        if hint is not None:
+            events.warning(f"[images.{spec.name}]: {hint}")
+        return Resolution(_locked(spec, candidate.tag, pin), tuple(skipped))
     if refusals:
         tag, reason = refusals[0]
         raise ResolutionError(
@@ -119,7 +152,7 @@ async def resolve_image(
             f"[images.{spec.name}]: no tag of {spec.repository} matching the spec has a valid signature under"
             f" policy {policy!r} ({len(unsigned)} skipped; newest {tag}: {reason})"
         )
-    raise ResolutionError(f"[images.{spec.name}]: {_no_match_reason(spec, spec.matcher, tags, skipped)}")
+    raise ResolutionError(f"[images.{spec.name}]: {_no_match_reason(spec, spec.matcher, tags, lacking)}")
 
 
 async def _verified(spec: ImageSpec, tag: str, pin: _Pin, client: RegistryClient, previous: LockedImage | None) -> _Pin:
@@ -152,9 +185,9 @@ async def _pin(spec: ImageSpec, tag: str, client: RegistryClient, previous: Lock
 @dataclass(frozen=True)
 class TagVerdict:
     tag: str
-    verdict: (
-        str  # chosen, older, missing platform …, excluded, variant mismatch, pre-release, outside spec, not a version
-    )
+    # chosen, older, same version, less specific, missing platform …, excluded, variant mismatch, pattern mismatch,
+    # captured text is not a version, pre-release, outside spec, not a version
+    verdict: str
     version: str | None = None
 
 
@@ -166,6 +199,7 @@ class Explanation:
     image: str
     chosen: str | None
     tags: tuple[TagVerdict, ...]
+    hint: str | None = None  # a likely mistake in the spec (``==3.12`` meant as ``==3.12.*``)
 
 
 async def explain(
@@ -190,10 +224,10 @@ async def explain(
     tags = await client.list_tags(spec.repository)
     judged = judge(tags, matcher)
     verdicts = {tag: verdict.reason for tag, (verdict, _) in judged.items()}
-    chosen = None
+    chosen: Candidate | None = None
     for candidate in candidates(tags, matcher):
         if chosen is not None:
-            verdicts[candidate.tag] = "older"
+            verdicts[candidate.tag] = _lost_to(candidate, chosen)
             continue
         pin = await _pin(spec, candidate.tag, client, None)
         missing = _missing(spec, pin.platforms)
@@ -202,14 +236,15 @@ async def explain(
             continue
         verdicts[candidate.tag] = await _signature_verdict(spec, candidate.tag, pin, client, previous, gate)
         if verdicts[candidate.tag] == "chosen":
-            chosen = candidate.tag
+            chosen = candidate
 
     readable = replace(matcher, variant=None, pattern=None)  # how a tag outside the variant or pattern reads
     versioned = order(reading for tag in tags if (reading := matcher.read(tag) or readable.read(tag)) is not None)
     listed = {candidate.tag for candidate in versioned}
     ordered = [TagVerdict(c.tag, verdicts[c.tag], c.shown) for c in versioned]
     ordered += [TagVerdict(tag, verdicts[tag]) for tag in sorted(tags) if tag not in listed]
-    return Explanation(spec.name, str(spec.repository), chosen, tuple(ordered))
+    hint = exact_release_hint(matcher, tags)
+    return Explanation(spec.name, str(spec.repository), chosen.tag if chosen else None, tuple(ordered), hint)
 
 
 async def _signature_verdict(
@@ -221,6 +256,13 @@ async def _signature_verdict(
         return f"signature: {error}"
     refused = await gate(spec, tag, pin.digest, pin.platforms, client) if gate is not None else None
     return refused if refused is not None else "chosen"
+
+
+def _lost_to(candidate: Candidate, chosen: Candidate) -> str:
+    """The verdict of an allowed tag tried after the chosen one."""
+    if candidate.rank != chosen.rank:  # candidates come best first: a different rank is a lower one
+        return "older"
+    return "same version, less specific" if candidate.components < chosen.components else "same version"
 
 
 def _missing(spec: ImageSpec, platforms: Mapping[str, str]) -> list[str]:
@@ -240,16 +282,21 @@ def _locked(spec: ImageSpec, tag: str, pin: _Pin) -> LockedImage:
     )
 
 
-def _no_match_reason(spec: ImageSpec, matcher: TagMatcher, tags: list[str], skipped: list[str]) -> str:
+def _no_match_reason(
+    spec: ImageSpec, matcher: TagMatcher, tags: list[str], lacking: list[tuple[str, list[str]]]
+) -> str:
     wanted = str(matcher.specifier) or "any version"
     if matcher.variant:
         wanted += f" with variant {matcher.variant!r}"
-    if skipped:
+    if lacking:
         required = ", ".join(str(platform) for platform in spec.platforms)
+        missing = sorted({platform for _, platforms in lacking for platform in platforms})
+        newest, newest_missing = lacking[0]
         return (
-            f"no tag of {spec.repository} matching {wanted} provides {required}"
-            f" ({len(skipped)} candidate(s) skipped, newest {skipped[0]})"
+            f"no tag of {spec.repository} matching {wanted} provides {required}: missing {', '.join(missing)}"
+            f" ({len(lacking)} candidate(s) skipped; newest {newest} lacks {', '.join(newest_missing)})"
         )
     counts = Counter(verdict.reason for verdict, _ in judge(tags, matcher).values())
     summary = ", ".join(f"{count} {reason}" for reason, count in sorted(counts.items())) or "no tags"
-    return f"no tag of {spec.repository} matches {wanted} ({len(tags)} tags: {summary})"
+    hint = exact_release_hint(matcher, tags)
+    return f"no tag of {spec.repository} matches {wanted} ({len(tags)} tags: {summary}){f'; {hint}' if hint else ''}"

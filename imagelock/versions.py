@@ -116,8 +116,8 @@ class Verdict:
     """Why a tag is or is not a candidate; used to explain a failed selection."""
 
     tag: str
-    reason: str  # "candidate", "excluded", "not a version", "variant mismatch", "pre-release", "date-like",
-    # "not date-like", "outside spec"
+    reason: str  # "candidate", "excluded", "not a version", "variant mismatch", "pattern mismatch",
+    # "captured text is not a version", "date-like", "not date-like", "pre-release", "outside spec"
 
 
 def parse_version(text: str) -> Version | None:
@@ -142,8 +142,7 @@ def classify(tag: str, matcher: TagMatcher, date_like: bool = False) -> tuple[Ve
         return Verdict(tag, "excluded"), None
     candidate = matcher.read(tag)
     if candidate is None:
-        reason = "not a version" if matcher.variant is None or parse_version(tag) is None else "variant mismatch"
-        return Verdict(tag, reason), None
+        return Verdict(tag, _not_a_candidate(tag, matcher)), None
     version = candidate.version
     if version is None:  # alphabetical or numerical: the pattern alone decides
         return Verdict(tag, "candidate"), candidate
@@ -160,6 +159,39 @@ def judge(tags: Iterable[str], matcher: TagMatcher) -> dict[str, tuple[Verdict, 
     tags = list(tags)
     date_like = matcher.wants_date_like(tags)
     return {tag: classify(tag, matcher, date_like) for tag in tags}
+
+
+def _not_a_candidate(tag: str, matcher: TagMatcher) -> str:
+    if matcher.pattern is not None:
+        return "captured text is not a version" if matcher.pattern.fullmatch(tag) else "pattern mismatch"
+    return "not a version" if matcher.variant is None or parse_version(tag) is None else "variant mismatch"
+
+
+def exact_release_hint(matcher: TagMatcher, tags: Iterable[str]) -> str | None:
+    """A hint when a ``==X.Y`` spec meets newer X.Y.Z tags: PEP 440 means exactly X.Y.0.
+
+    The meaning is kept; the user most likely meant ``==X.Y.*``, so the hint names that and the newest such tag.
+    """
+    exact = [clause for clause in matcher.specifier if clause.operator == "==" and not clause.version.endswith(".*")]
+    if len(exact) != 1:
+        return None
+    wildcard = SpecifierSet(f"=={exact[0].version}.*")
+    exactly = Version(exact[0].version)
+    newer = [
+        (version, tag)
+        for tag in tags
+        if tag not in matcher.exclude
+        and (version := matcher.version_of(tag)) is not None
+        and version > exactly
+        and wildcard.contains(version, prereleases=matcher.allows_prereleases)
+    ]
+    if not newer:
+        return None
+    release = ".".join(str(number) for number in (*exactly.release, 0, 0)[: max(3, len(exactly.release))])
+    return (
+        f'version "{exact[0]}" means exactly {release} (PEP 440), but newer tags exist (newest {max(newer)[1]}):'
+        f' did you mean "{wildcard}"?'
+    )
 
 
 def candidates(tags: Iterable[str], matcher: TagMatcher) -> list[Candidate]:

@@ -262,6 +262,7 @@ def test_gate_skips_a_vulnerable_newer_tag_in_lock_why_and_update(project: Proje
     assert result.exit_code == 0, result.stderr
     assert 'tag = "1.0"' in project.lock.read_text()
     assert "skipping tag 1.1: audit: 2 finding(s) at or above high (ALPINE-CVE-2025-26519)" in result.stderr
+    assert result.stdout.rstrip().endswith("(1 newer skipped: refused by the audit gate)")
     why = project.run("why", "app", "--db", db)
     assert "1.1" in why.stdout
     assert "audit: 2 finding(s)" in why.stdout

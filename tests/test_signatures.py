@@ -85,6 +85,7 @@ def test_the_newest_signed_tag_is_locked_with_its_evidence(
     ).headers["docker-content-digest"]
     assert entry["verified"] == {"method": "cosign", "key": key.fingerprint, "signature": signature_digest}
     assert "skipping tag 1.2.0: no cosign signature" in result.stderr
+    assert result.stdout.rstrip().endswith(f"added 1.1.0  {signed.digest[:19]}… (1 newer skipped: no valid signature)")
     assert 'verified = {method = "cosign"' in project.lock.read_text()
 
     why = project.run("why", "app")
