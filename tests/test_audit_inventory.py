@@ -21,7 +21,7 @@ from imagelock.audit.inventory import (
     release_of,
 )
 from imagelock.audit.layers import LayerCache, LayerError, cache_dir, scan_tar
-from tests.support.layers import Layer, oversized, tree
+from tests.support.layers import Layer, oversized, rewritten, tree
 from tests.support.vulndata import needs_vulndata, vulndata
 
 FLASK_METADATA = b"Metadata-Version: 2.1\nName: Flask\nVersion: 2.0.0\n"
@@ -182,6 +182,12 @@ def test_a_layer_that_unpacks_past_the_bound_is_cut_off_there() -> None:
     with pytest.raises(LayerError, match=r"^unpacks to more than 1 MiB$"):
         scan_tar(bomb, max_unpacked_bytes=1 << 20)
     assert bomb.tell() < len(bomb.getvalue()) // 16  # the rest is never unpacked
+
+
+def test_a_member_longer_than_the_layer_ends_the_read() -> None:
+    endless = rewritten(Layer({"big": b""}).tar(), 0, "size", b"\x80" + (2**80).to_bytes(11, "big"))
+    with pytest.raises(LayerError, match=r"^ends inside a member$"):  # tarfile would skip on for ever
+        scan_tar(io.BytesIO(endless))
 
 
 OS_RELEASE = Layer({"etc/os-release": b"ID=alpine\n"}).tar()

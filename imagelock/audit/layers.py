@@ -229,15 +229,22 @@ class _LayerArchive(tarfile.TarFile):
 
 
 class _Unpacked:
-    """A layer's decompressed bytes, refused past ``limit``."""
+    """A layer's decompressed bytes, refused past ``limit``, and past their end."""
 
     def __init__(self, stream: Any, limit: int) -> None:
         self._stream = stream
         self._limit = limit
         self._count = 0
+        self._ended = False
 
     def read(self, size: int) -> bytes:
         data: bytes = self._stream.read(size)
+        if size and not data:
+            # tarfile skips a member by reading on, even past the end: a member that says it is 2**80 bytes
+            # long would never be skipped.
+            if self._ended:
+                raise LayerError("ends inside a member")
+            self._ended = True
         self._count += len(data)
         if self._count > self._limit:
             raise LayerError(f"unpacks to more than {_size(self._limit)}")

@@ -110,6 +110,20 @@ def oversized(kind: bytes, mebibytes: int, fill: bytes = b"a") -> CraftedLayer:
     return CraftedLayer(start + mebibyte * mebibytes + end)
 
 
+# The fields of a tar header: (offset, length).
+TAR_FIELDS = {"name": (0, 100), "size": (124, 12), "type": (156, 1), "linkname": (157, 100), "magic": (257, 8)}
+
+
+def rewritten(tar: bytes, header: int, field: str, value: bytes) -> bytes:
+    """``tar`` with one field of the header at offset ``header`` set to ``value``, its checksum made right again."""
+    offset, length = TAR_FIELDS[field]
+    block = bytearray(tar[header : header + tarfile.BLOCKSIZE])
+    block[offset : offset + length] = value[:length].ljust(length, b"\0")
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    return tar[:header] + bytes(block) + tar[header + tarfile.BLOCKSIZE :]
+
+
 def tree(root: Path) -> dict[str, bytes]:
     """Every file under ``root``, by its path relative to it (a constructed root filesystem)."""
     return {path.relative_to(root).as_posix(): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
