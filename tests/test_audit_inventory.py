@@ -130,6 +130,7 @@ def test_python_and_node_packages_anywhere_but_not_in_their_fixtures() -> None:
                 "srv/node_modules/tool/test/fixtures/package.json": b'{"name": "fixture", "version": "9.9.9"}',
                 "srv/node_modules/tool/node_modules/dep/package.json": b'{"name": "dep", "version": "0.1.0"}',
                 "srv/node_modules/broken/package.json": b"{not json",
+                "srv/node_modules/deep/package.json": b"[" * 100_000 + b"]" * 100_000,
             }
         )
     )
