@@ -3,7 +3,8 @@
 A real registry (Debian's docker-registry) seeded with N repositories of T tags each, every tag a
 multi-platform index, behind a loopback proxy that adds a fixed one-way latency to every request
 and every answer and counts requests. Each scenario runs several times; the table gives the
-median, the spread, requests per image and peak memory, and checks the targets of issue #8.
+median, the spread, requests per image and peak memory, and checks the targets of issue #8 (and
+issue #16's memory bound on an audit of a hostile layer).
 
     .venv/bin/python benchmarks/run.py                      # the full benchmark (N=200, T=40, RTT 20 ms)
     .venv/bin/python benchmarks/run.py --quick              # a smoke run in a few seconds
@@ -24,6 +25,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -37,10 +39,12 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.layers import oversized, push_layered  # noqa: E402
 from tests.support.proxy import Proxy  # noqa: E402
 from tests.support.registry import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, RegistryServer  # noqa: E402
+from tests.support.registry import Seeder as ApiSeeder  # noqa: E402
 
-SCENARIOS = ("cold", "unchanged", "update", "verify", "skopeo", "scaling")
+SCENARIOS = ("cold", "unchanged", "update", "verify", "skopeo", "scaling", "bomb")
 SKOPEO = "/usr/bin/skopeo"
 SKOPEO_PARALLEL = 8
 MB = 1024 * 1024
@@ -52,6 +56,8 @@ SKOPEO_PARALLEL_TARGET = 3.0
 UNCHANGED_SECONDS_TARGET = 0.3  # for 1,000 images, start-up included
 REQUESTS_PER_IMAGE_TARGET = 3.0
 MANY_TAGS_MEMORY_TARGET = 150.0  # MB
+BOMB_MEMORY_TARGET = 64.0  # MB, issue #16: an audit refusing a layer whose tar header claims (and has) BOMB_MIB
+BOMB_MIB = 512
 
 
 # -- seeding ---------------------------------------------------------------------------------------
@@ -342,8 +348,9 @@ class Harness:
         return sum(counts.values()), max(pages, default=0), cpu
 
 
-def measure(command: Sequence[str], cwd: Path, harness: Harness, env: dict[str, str]) -> Sample:
-    """Run one command in its own process; its own peak memory and CPU come from wait4."""
+def measure(command: Sequence[str], cwd: Path, harness: Harness, env: dict[str, str], exit_code: int = 0) -> Sample:
+    """Run one command in its own process, which must exit with ``exit_code``; its own peak memory and CPU come
+    from wait4."""
     harness.start()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
@@ -351,7 +358,7 @@ def measure(command: Sequence[str], cwd: Path, harness: Harness, env: dict[str, 
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
+        if process.returncode != exit_code:
             err.seek(0)
             raise RuntimeError(f"{' '.join(command)} exited {process.returncode}: {err.read().decode()[-2000:]}")
     requests, pages, harness_cpu = harness.stop()
@@ -436,8 +443,8 @@ class Bench:
     def images_project(self, name: str, count: int) -> Path:
         return self.project(name, {f"app{index}": f"bench/app{index}" for index in range(count)})
 
-    def run(self, arguments: Sequence[str], cwd: Path) -> Sample:
-        return measure([*self.command, *arguments], cwd, self.harness, self.env)
+    def run(self, arguments: Sequence[str], cwd: Path, exit_code: int = 0) -> Sample:
+        return measure([*self.command, *arguments], cwd, self.harness, self.env, exit_code)
 
     def add(self, result: Result) -> Result:
         self.results[result.key] = result
@@ -472,6 +479,24 @@ class Bench:
     ) -> Result:
         result = Result(key, label, images, after_tags=chain)
         result.samples = [self.run(arguments, project) for _ in range(self.options.runs)]
+        return self.add(result)
+
+    def bomb(self, registry_url: str) -> Result:
+        """``imagelock audit`` of an image whose one layer opens with a GNU long name header of BOMB_MIB MiB,
+        which it holds (a small gzip): refused with exit 3, having read the header and no more."""
+        seeder = ApiSeeder(registry_url)
+        try:
+            layer = oversized(tarfile.GNUTYPE_LONGNAME, BOMB_MIB)
+            push_layered(seeder, "bench/bomb", "1", [layer])
+        finally:
+            seeder.close()
+        project = self.project("bomb", {"bomb": "bench/bomb"})
+        (project / "osv").mkdir()
+        (project / "osv" / "BENCH-0.json").write_text('{"id": "BENCH-0"}')  # a layer read through would exit 0
+        self.run(["lock"], project)
+        label = f"7. audit refusing a {BOMB_MIB} MiB tar header ({len(layer.blob()) >> 10} KiB layer)"
+        result = Result("bomb", label, 1)
+        result.samples = [self.run(["audit", "--db", "osv"], project, exit_code=3) for _ in range(self.options.runs)]
         return self.add(result)
 
 
@@ -559,6 +584,9 @@ def run_benchmark(options: argparse.Namespace, root: Path) -> Bench:
             print(f"scaling: one repository of {len(many)} tags ...", file=sys.stderr)
             single = bench.project("many", {"many": "bench/many"})
             bench.cold("many-tags", f"6. cold lock, 1 image x {len(many)} tags", single, 1)
+        if "bomb" in scenarios:
+            print(f"audit of a layer with a {BOMB_MIB} MiB tar header ...", file=sys.stderr)
+            bench.bomb(server.url)
         if "update" in scenarios:  # last: it pushes new tags
             print("update after a new tag in every repository ...", file=sys.stderr)
             result = Result("update", f"3. update after a new tag, {images} images", images, after_tags=1)
@@ -636,6 +664,15 @@ def targets(bench: Bench) -> list[Target]:
                 f"{options.many_tags} tags in one repository: under {MANY_TAGS_MEMORY_TARGET:g} MB peak",
                 f"{many.peak_mb:.0f} MB",
                 many.peak_mb < MANY_TAGS_MEMORY_TARGET,
+            )
+        )
+    bomb = results.get("bomb")
+    if bomb is not None:
+        found.append(
+            Target(
+                f"audit of a layer with a {BOMB_MIB} MiB tar header: under {BOMB_MEMORY_TARGET:g} MB peak",
+                f"{bomb.peak_mb:.0f} MB",
+                bomb.peak_mb < BOMB_MEMORY_TARGET,
             )
         )
     return found

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import tarfile
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from imagelock.cli import app
 from tests.conftest import Project, Registry
 from tests.support.cosign import SigningKey, attest_image, sign_image
-from tests.support.layers import Layer, push_layered, tree
+from tests.support.layers import Layer, oversized, push_layered, tree
 from tests.support.osv import OsvServer, StaticServer
 from tests.support.proxy import Answer, Proxy
 from tests.support.vulndata import needs_vulndata, vulndata
@@ -382,6 +383,35 @@ def test_a_big_layer_streams_through_without_being_held(
         tracemalloc.stop()
     assert {f["package"] for f in report["images"][0]["findings"]} == {"musl", "musl-utils"}
     assert peak < 8 << 20, f"peak {peak >> 20} MiB while auditing a 48 MiB layer"
+
+
+@pytest.mark.parametrize(
+    ("kind", "what"),
+    [
+        (tarfile.GNUTYPE_LONGNAME, "GNU long name"),
+        (tarfile.GNUTYPE_LONGLINK, "GNU long link"),
+        (tarfile.XHDTYPE, "pax"),
+    ],
+)
+def test_a_header_of_512_mib_fails_the_audit_naming_its_layer_in_little_memory(
+    project: Project, registry: Registry, kind: bytes, what: str
+) -> None:
+    bomb = oversized(kind, 512)  # about 530 KiB of gzip
+    repository = f"audit/bomb-{what.replace(' ', '-').lower()}"
+    push_layered(registry.seeder, repository, "1", [inventory("alpine318"), bomb])
+    project.write(f'[images]\napp = "{registry.host}/{repository}:1"\n')
+    assert project.run("lock").exit_code == 0
+    project.run("audit", "--db", str(vulndata("osv")))  # the modules an audit imports are not what is measured
+    tracemalloc.start()
+    try:
+        result = project.run("audit", "--db", str(vulndata("osv")))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 3
+    assert result.stderr.count("\n") == 1
+    assert f"{repository}@{bomb.digest}: a {what} header of {512 << 20} bytes, over the 1 MiB bound" in result.stderr
+    assert peak < 8 << 20, f"peak {peak >> 20} MiB while refusing a 512 MiB {what} header"
 
 
 def test_a_layer_that_does_not_match_its_digest_gives_no_inventory(project: Project, registry: Registry) -> None:

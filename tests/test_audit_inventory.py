@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import tarfile
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,7 @@ from imagelock.audit.inventory import (
     release_of,
 )
 from imagelock.audit.layers import LayerCache, LayerError, cache_dir, scan_tar
-from tests.support.layers import Layer, tree
+from tests.support.layers import Layer, oversized, rewritten, tree
 from tests.support.vulndata import needs_vulndata, vulndata
 
 FLASK_METADATA = b"Metadata-Version: 2.1\nName: Flask\nVersion: 2.0.0\n"
@@ -127,6 +130,7 @@ def test_python_and_node_packages_anywhere_but_not_in_their_fixtures() -> None:
                 "srv/node_modules/tool/test/fixtures/package.json": b'{"name": "fixture", "version": "9.9.9"}',
                 "srv/node_modules/tool/node_modules/dep/package.json": b'{"name": "dep", "version": "0.1.0"}',
                 "srv/node_modules/broken/package.json": b"{not json",
+                "srv/node_modules/deep/package.json": b"[" * 100_000 + b"]" * 100_000,
             }
         )
     )
@@ -167,9 +171,75 @@ def test_os_release_through_its_symlink_and_a_replaced_release() -> None:
     assert unknown.notes
 
 
-def test_a_layer_that_is_not_a_tar_archive() -> None:
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_a_layer_that_is_not_a_tar_archive(compression: str) -> None:
+    blob = Layer({"etc/os-release": b"ID=alpine\n" * 1000}, compression=compression).blob()
     with pytest.raises(LayerError, match="not a readable layer archive"):
-        scan_tar(io.BytesIO(b"\x1f\x8b" + b"garbage" * 100))
+        scan_tar(io.BytesIO(blob[:20] + b"garbage" * 100))
+
+
+def test_a_layer_that_unpacks_past_the_bound_is_cut_off_there() -> None:
+    bomb = io.BytesIO(oversized(tarfile.REGTYPE, 256, fill=b"\0").blob())  # 256 MiB of zeros in 270 KiB
+    with pytest.raises(LayerError, match=r"^unpacks to more than 1 MiB$"):
+        scan_tar(bomb, max_unpacked_bytes=1 << 20)
+    assert bomb.tell() < len(bomb.getvalue()) // 16  # the rest is never unpacked
+
+
+def test_a_member_longer_than_the_layer_ends_the_read() -> None:
+    endless = rewritten(Layer({"big": b""}).tar(), 0, "size", b"\x80" + (2**80).to_bytes(11, "big"))
+    with pytest.raises(LayerError, match=r"^ends inside a member$"):  # tarfile would skip on for ever
+        scan_tar(io.BytesIO(endless))
+
+
+OS_RELEASE = Layer({"etc/os-release": b"ID=alpine\n"}).tar()
+
+
+def test_a_run_of_headers_in_front_of_one_member_is_refused() -> None:
+    run = tarfile.TarInfo.create_pax_global_header({"comment": "x"}) * 400  # tarfile would recurse once for each
+    with pytest.raises(LayerError, match=r"^more than 8 GNU or pax headers in front of one member$"):
+        scan_tar(io.BytesIO(run + OS_RELEASE))
+    global_header = tarfile.TarInfo.create_pax_global_header({"comment": "a git commit"})
+    directory = "srv/" + "a" * 200  # a path this long takes a pax header of its own
+    layer = Layer(whiteouts=[f"{directory}/.wh.old"]).tar()
+    assert scan_tar(io.BytesIO(global_header + layer)).whiteouts == {f"{directory}/old"}
+
+
+def test_global_pax_headers_are_bounded_together() -> None:
+    halves = b"".join(
+        tarfile.TarInfo.create_pax_global_header({f"key{index}": "v" * (600 << 10)}) for index in range(2)
+    )
+    with pytest.raises(LayerError, match=r"^pax global headers of more than 1 MiB together$"):
+        scan_tar(io.BytesIO(halves + OS_RELEASE))
+
+
+def old_gnu_sparse() -> bytes:
+    member = tarfile.TarInfo("var/lib/dpkg/status")
+    member.type = tarfile.GNUTYPE_SPARSE
+    return member.tobuf(tarfile.GNU_FORMAT)
+
+
+def pax_sparse() -> bytes:
+    member = tarfile.TarInfo("var/lib/dpkg/status")
+    member.size = tarfile.BLOCKSIZE
+    member.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.realsize": "10"}
+    return member.tobuf(tarfile.PAX_FORMAT) + b"1\n0\n10\n".ljust(tarfile.BLOCKSIZE, b"\0")
+
+
+@pytest.mark.parametrize("sparse", [old_gnu_sparse, pax_sparse])
+def test_a_sparse_file_is_refused(sparse: Callable[[], bytes]) -> None:
+    with pytest.raises(LayerError, match=r"^a sparse file"):
+        scan_tar(io.BytesIO(sparse() + OS_RELEASE))
+
+
+def test_a_layer_of_many_members_is_read_without_keeping_them() -> None:
+    blob = Layer({f"srv/{index}": b"" for index in range(5000)}).blob()
+    tracemalloc.start()
+    try:
+        scan_tar(io.BytesIO(blob))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, f"peak {peak >> 10} KiB reading 5000 empty files"
 
 
 def test_layer_cache_round_trip(tmp_path: Path) -> None:

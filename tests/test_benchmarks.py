@@ -19,7 +19,7 @@ SKOPEO = Path("/usr/bin/skopeo")
 def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
     if registry_binary() is None:
         pytest.skip("Debian's docker-registry is not installed (the README's test command installs it)")
-    scenarios = "cold,unchanged,update,verify,scaling" + (",skopeo" if SKOPEO.exists() else "")
+    scenarios = "cold,unchanged,update,verify,scaling,bomb" + (",skopeo" if SKOPEO.exists() else "")
     results = tmp_path / "results.json"
     command = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--markdown"]
     finished = subprocess.run(
@@ -40,10 +40,12 @@ def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
         "6. cold lock, 4 images",
         "6. lock, nothing changed, 4 images",
         "6. cold lock, 1 image x 300 tags",
+        "7. audit refusing a 512 MiB tar header",
         *(("5. skopeo script, sequential", "5. skopeo script, 8 in parallel") if SKOPEO.exists() else ()),
     ):
         assert any(row.startswith(f"| {label}") for row in rows), f"no row {label!r} in:\n{finished.stdout}"
     assert any(row.startswith("| cold lock: at most 3 requests per image") for row in rows)
+    assert any(row.startswith("| audit of a layer with a 512 MiB tar header: under 64 MB peak") for row in rows)
 
     measured = json.loads(results.read_text())["results"]
     assert measured["unchanged"]["requests"] == 0
@@ -51,5 +53,6 @@ def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
     assert 0 < measured["cold"]["requests_per_image"] <= 3
     assert measured["update"]["requests"] > 0
     assert measured["many-tags"]["peak_mb"] > 0
+    assert measured["bomb"]["peak_mb"] > 0  # refused with exit 3, as the scenario requires
     if SKOPEO.exists():
         assert measured["skopeo-parallel"]["requests"] >= measured["cold"]["requests"]

@@ -18,12 +18,13 @@ The files, and how each is read:
 from __future__ import annotations
 
 import email.parser
-import json
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from imagelock.untrusted import load_json
 
 DPKG_STATUS = "var/lib/dpkg/status"
 DPKG_STATUS_D = "var/lib/dpkg/status.d/"
@@ -274,7 +275,7 @@ def parse_python_metadata(text: str, location: str) -> Package | None:
 
 def parse_package_json(data: bytes, location: str) -> Package | None:
     try:
-        document = json.loads(data)
+        document = load_json(data)
     except ValueError:
         return None
     if not isinstance(document, dict):

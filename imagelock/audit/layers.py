@@ -6,6 +6,11 @@ or plain tar, told apart by their first bytes. Only the members ``inventory.want
 read; everything else is skipped as it streams by. Whiteouts (``.wh.<name>``, ``.wh..wh..opq``)
 are recorded for ``inventory.merge``. What a layer holds is cached under its digest (layers are
 immutable), so a second audit of the same image reads no layer.
+
+A layer is untrusted data, and a few KiB of gzip can unpack to GiBs. tarfile reads a GNU long
+name or link, or a pax header, whole into memory, and a sparse file's map too, so these are
+bounded before tarfile reads them (``_LayerArchive``), and so is what a layer unpacks to
+(``MAX_UNPACKED_BYTES``). A layer over a bound is a ``LayerError``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import zlib
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from imagelock.audit.inventory import FileRecord, LayerContent, parse_file, wanted
 from imagelock.errors import RegistryError
@@ -39,6 +44,16 @@ CACHE_FORMAT = "layers-v1"
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _PIPE_LIMIT = 1 << 20  # bytes waiting for the reader thread before the download waits
+MAX_UNPACKED_BYTES = 16 << 30  # what one layer may unpack to; real layers rarely pass a few GiB
+MAX_HEADER_BYTES = 1 << 20  # one GNU long name or link, or pax header: Go's archive/tar bound, which docker obeys
+MAX_HEADERS_PER_MEMBER = 8  # of those in front of one member; tar writers use at most four (pax g and x, GNU K and L)
+_SPECIAL_HEADERS = {
+    tarfile.GNUTYPE_LONGNAME: "GNU long name",
+    tarfile.GNUTYPE_LONGLINK: "GNU long link",
+    tarfile.XHDTYPE: "pax",
+    tarfile.SOLARIS_XHDTYPE: "pax",
+    tarfile.XGLTYPE: "pax global",
+}
 
 
 class LayerError(RegistryError):
@@ -100,22 +115,25 @@ def _normalise(name: str) -> str | None:
     return path or None
 
 
-def scan_tar(stream: IO[bytes]) -> LayerContent:
+def scan_tar(stream: IO[bytes], max_unpacked_bytes: int = MAX_UNPACKED_BYTES) -> LayerContent:
     """The wanted files and the whiteouts of one layer, read from ``stream`` front to back once."""
     head = stream.read(4)
     source: Any = _Prefixed(head, stream)
+    errors: tuple[type[Exception], ...] = (tarfile.TarError, zlib.error, EOFError, OSError, ValueError)
     if head.startswith(_GZIP_MAGIC):
         source = gzip.GzipFile(fileobj=source, mode="rb")
     elif head.startswith(_ZSTD_MAGIC):
         import zstandard
 
         source = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)
+        errors += (zstandard.ZstdError,)
+    source = _Unpacked(source, max_unpacked_bytes)
     files: dict[str, FileRecord] = {}
     whiteouts: set[str] = set()
     opaque: set[str] = set()
     try:
-        with tarfile.open(fileobj=source, mode="r|") as archive:
-            for member in archive:
+        with _LayerArchive.open(fileobj=source, mode="r|") as archive:
+            for member in iter(archive.next, None):
                 path = _normalise(member.name)
                 if path is None:
                     continue
@@ -132,7 +150,7 @@ def scan_tar(stream: IO[bytes]) -> LayerContent:
                 record = _record(archive, member, path, limit, files)
                 if record is not None:
                     files[path] = record
-    except (tarfile.TarError, zlib.error, EOFError, OSError, ValueError) as error:
+    except errors as error:
         raise LayerError(f"not a readable layer archive ({type(error).__name__}: {error})") from None
     return LayerContent(files, frozenset(whiteouts), frozenset(opaque))
 
@@ -154,6 +172,83 @@ def _record(
         return None
     # A file that says nothing usable still hides the one below it.
     return parse_file(path, handle.read()) or FileRecord("empty")
+
+
+def _size(count: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if count >= 1 << shift and count % (1 << shift) == 0:
+            return f"{count >> shift} {unit}"
+    return f"{count} bytes"
+
+
+class _Member(tarfile.TarInfo):
+    """A member as ``_LayerArchive`` reads it: each header is checked before tarfile reads what it announces."""
+
+    def _proc_member(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
+        assert isinstance(archive, _LayerArchive)
+        archive.check_header(self)
+        member: tarfile.TarInfo = super()._proc_member(archive)  # type: ignore[misc]  # tarfile's hook, not in typeshed
+        return member
+
+    def _refuse_sparse(self, *_: object) -> NoReturn:
+        # tarfile holds a sparse file's map whole, and its length has no bound; no image builder writes one.
+        raise LayerError("a sparse file (GNU tar --sparse), which imagelock does not read")
+
+    # tarfile's readers of GNU tar's sparse formats: the old one and pax versions 0.0, 0.1 and 1.0.
+    _proc_sparse = _proc_gnusparse_00 = _proc_gnusparse_01 = _proc_gnusparse_10 = _refuse_sparse
+
+
+class _LayerArchive(tarfile.TarFile):
+    """``tarfile`` reading a layer, with a bound on what it reads in front of each member and holds on to."""
+
+    tarinfo = _Member
+    members: list[tarfile.TarInfo]  # tarfile's own attribute, missing from typeshed
+    special_headers = 0  # GNU long names and links and pax headers read in front of the member being read
+    global_header_bytes = 0
+
+    def check_header(self, header: tarfile.TarInfo) -> None:
+        """Refuse a GNU long name or link, or a pax header, too large or one too many, before tarfile reads it."""
+        what = _SPECIAL_HEADERS.get(header.type)
+        if what is None:  # the member the headers before it were about
+            self.special_headers = 0
+            return
+        self.special_headers += 1
+        if header.size > MAX_HEADER_BYTES:
+            raise LayerError(f"a {what} header of {header.size} bytes, over the {_size(MAX_HEADER_BYTES)} bound")
+        if self.special_headers > MAX_HEADERS_PER_MEMBER:
+            raise LayerError(f"more than {MAX_HEADERS_PER_MEMBER} GNU or pax headers in front of one member")
+        if header.type == tarfile.XGLTYPE:  # global headers add up: tarfile keeps them all for the whole archive
+            self.global_header_bytes += header.size
+            if self.global_header_bytes > MAX_HEADER_BYTES:
+                raise LayerError(f"pax global headers of more than {_size(MAX_HEADER_BYTES)} together")
+
+    def next(self) -> tarfile.TarInfo | None:
+        member = super().next()
+        self.members.clear()  # tarfile keeps every member it read; reading a stream, nothing looks back
+        return member
+
+
+class _Unpacked:
+    """A layer's decompressed bytes, refused past ``limit``, and past their end."""
+
+    def __init__(self, stream: Any, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._count = 0
+        self._ended = False
+
+    def read(self, size: int) -> bytes:
+        data: bytes = self._stream.read(size)
+        if size and not data:
+            # tarfile skips a member by reading on, even past the end: a member that says it is 2**80 bytes
+            # long would never be skipped.
+            if self._ended:
+                raise LayerError("ends inside a member")
+            self._ended = True
+        self._count += len(data)
+        if self._count > self._limit:
+            raise LayerError(f"unpacks to more than {_size(self._limit)}")
+        return data
 
 
 class _Prefixed:
@@ -257,9 +352,9 @@ class Pipe:
         return True
 
 
-def _scan_pipe(pipe: Pipe) -> LayerContent:
+def _scan_pipe(pipe: Pipe, max_unpacked_bytes: int) -> LayerContent:
     try:
-        return scan_tar(pipe)  # type: ignore[arg-type]  # read() is all tarfile's stream mode uses
+        return scan_tar(pipe, max_unpacked_bytes)  # type: ignore[arg-type]  # read() is all tarfile's stream mode uses
     finally:
         pipe.reader_done()
 
@@ -268,12 +363,16 @@ def _scan_pipe(pipe: Pipe) -> LayerContent:
 
 
 async def read_layer(
-    client: RegistryClient, repository: Repository, layer: Descriptor, executor: Executor | None = None
+    client: RegistryClient,
+    repository: Repository,
+    layer: Descriptor,
+    executor: Executor | None = None,
+    max_unpacked_bytes: int = MAX_UNPACKED_BYTES,
 ) -> LayerContent:
     """What one layer holds: streamed from the registry through a worker thread's tar reader."""
     loop = asyncio.get_running_loop()
     pipe = Pipe(loop)
-    scanning = loop.run_in_executor(executor, _scan_pipe, pipe)
+    scanning = loop.run_in_executor(executor, _scan_pipe, pipe, max_unpacked_bytes)
     try:
         await client.stream_blob(repository, layer.digest, pipe.feed, max_bytes=layer.size)
     except BaseException:

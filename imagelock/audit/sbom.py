@@ -15,12 +15,12 @@ Anything else is not matched and is counted in the inventory's notes.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from imagelock.audit.inventory import Inventory, Package, Release
+from imagelock.untrusted import load_json
 
 SPDX_PREDICATES = frozenset(
     {"https://spdx.dev/Document", "https://spdx.dev/Document/v2.2", "https://spdx.dev/Document/v2.3"}
@@ -44,7 +44,7 @@ class NotAnSbomError(ValueError):
 def statement_sbom(body: bytes) -> tuple[str, dict[str, Any]] | None:
     """``(predicateType, predicate)`` of an in-toto statement carrying an SBOM; None for any other statement."""
     try:
-        statement = json.loads(body)
+        statement = load_json(body)
     except ValueError:
         return None
     if not isinstance(statement, dict) or not str(statement.get("_type", "")).startswith(
@@ -52,21 +52,23 @@ def statement_sbom(body: bytes) -> tuple[str, dict[str, Any]] | None:
     ):
         return None
     predicate_type, predicate = statement.get("predicateType"), statement.get("predicate")
-    if predicate_type not in SBOM_PREDICATES or not isinstance(predicate, dict):
+    if not isinstance(predicate_type, str) or predicate_type not in SBOM_PREDICATES or not isinstance(predicate, dict):
         return None
-    return str(predicate_type), predicate
+    return predicate_type, predicate
 
 
 def statement_subjects(body: bytes) -> list[str]:
     """The ``sha256:…`` digests an in-toto statement is about."""
     try:
-        subjects = json.loads(body).get("subject") or []
-    except (ValueError, AttributeError):
+        statement = load_json(body)
+    except ValueError:
         return []
+    subjects = statement.get("subject") if isinstance(statement, dict) else None
+    digests = [subject.get("digest") for subject in _dicts(subjects)]
     return [
-        f"sha256:{subject['digest']['sha256']}"
-        for subject in subjects
-        if isinstance(subject, dict) and isinstance(subject.get("digest"), dict) and "sha256" in subject["digest"]
+        f"sha256:{digest['sha256']}"
+        for digest in digests
+        if isinstance(digest, dict) and isinstance(digest.get("sha256"), str)
     ]
 
 

@@ -74,6 +74,55 @@ class Layer:
     def media_type(self) -> str:
         return OCI_LAYER_ZSTD if self.compression == "zstd" else OCI_LAYER_GZIP
 
+    @property
+    def diff_id(self) -> str:
+        return "sha256:" + hashlib.sha256(self.tar()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CraftedLayer:
+    """A gzip layer given byte for byte, the way a hostile publisher would write it."""
+
+    data: bytes
+    media_type: str = OCI_LAYER_GZIP
+
+    def blob(self) -> bytes:
+        return self.data
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def diff_id(self) -> str:
+        return self.digest  # stands in for the unpacked tar's digest, which imagelock never reads
+
+
+def oversized(kind: bytes, mebibytes: int, fill: bytes = b"a") -> CraftedLayer:
+    """A layer whose first tar member, of type ``kind``, says it is ``mebibytes`` MiB and is: a GNU long name
+    (``L``) or link (``K``), a pax header (``x``), or a plain file (``0``). One gzip member of a MiB of ``fill``,
+    repeated, keeps the layer near 1 KiB per MiB, like the 509 KiB layer that made an audit hold 1.6 GiB."""
+    header = tarfile.TarInfo("././@LongLink" if kind in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK) else "big")
+    header.type, header.size = kind, mebibytes << 20
+    mebibyte = gzip.compress(fill * (1 << 20), mtime=0)
+    after = Layer({"etc/os-release": b"ID=alpine\nVERSION_ID=3.18.1\n"}).tar()
+    start, end = (gzip.compress(part, mtime=0) for part in (header.tobuf(tarfile.GNU_FORMAT), after))
+    return CraftedLayer(start + mebibyte * mebibytes + end)
+
+
+# The fields of a tar header: (offset, length).
+TAR_FIELDS = {"name": (0, 100), "size": (124, 12), "type": (156, 1), "linkname": (157, 100), "magic": (257, 8)}
+
+
+def rewritten(tar: bytes, header: int, field: str, value: bytes) -> bytes:
+    """``tar`` with one field of the header at offset ``header`` set to ``value``, its checksum made right again."""
+    offset, length = TAR_FIELDS[field]
+    block = bytearray(tar[header : header + tarfile.BLOCKSIZE])
+    block[offset : offset + length] = value[:length].ljust(length, b"\0")
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    return tar[:header] + bytes(block) + tar[header + tarfile.BLOCKSIZE :]
+
 
 def tree(root: Path) -> dict[str, bytes]:
     """Every file under ``root``, by its path relative to it (a constructed root filesystem)."""
@@ -84,7 +133,7 @@ def push_layered(
     seeder: Seeder,
     repository: str,
     tag: str,
-    layers: Sequence[Layer],
+    layers: Sequence[Layer | CraftedLayer],
     *,
     platform: str = "linux/amd64",
     index: bool = False,
@@ -96,7 +145,7 @@ def push_layered(
     diff_ids = []
     for layer in layers:
         blob = layer.blob()
-        diff_ids.append("sha256:" + hashlib.sha256(layer.tar()).hexdigest())
+        diff_ids.append(layer.diff_id)
         digest = seeder.push_blob(repository, blob)
         descriptors.append({"mediaType": layer.media_type, "digest": digest, "size": len(blob)})
     config = json.dumps(
