@@ -12,19 +12,26 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def server_certificate(directory: Path, common_name: str = "imagelock test server") -> tuple[Path, Path]:
-    """A CA-flagged, self-signed certificate for localhost and 127.0.0.1: (certificate path, key path)."""
-    key = ec.generate_private_key(ec.SECP256R1())
+def self_signed(key: ec.EllipticCurvePrivateKey, common_name: str, *, days: int) -> x509.CertificateBuilder:
+    """A certificate for ``key`` issued by itself to ``common_name``, valid from yesterday until ``days`` from now."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
-    certificate = (
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+
+
+def server_certificate(directory: Path, common_name: str = "imagelock test server") -> tuple[Path, Path]:
+    """A CA-flagged, self-signed certificate for localhost and 127.0.0.1: (certificate path, key path)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = (
+        self_signed(key, common_name, days=1)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),

@@ -10,7 +10,6 @@ metadata can be made; ``TrustServer`` serves it at a notary server's paths.
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -22,10 +21,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.x509.oid import NameOID
 
 from imagelock.trust._canonical import canonical_json
 from tests.support.serving import QuietHandler, serve, shut_down
+from tests.support.tls import self_signed
 
 RELEASES = "targets/releases"
 EXPIRES = "2099-01-01T00:00:00Z"
@@ -39,18 +38,7 @@ def b64(data: bytes) -> str:
 
 def certificate(key: ec.EllipticCurvePrivateKey, common_name: str) -> x509.Certificate:
     """A self-signed certificate for ``key``, valid from yesterday for thirty days, as notary makes for a root key."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+    return self_signed(key, common_name, days=30).sign(key, hashes.SHA256())
 
 
 @dataclass(frozen=True)
