@@ -84,6 +84,7 @@ def test_dpkg_reads_only_single_line_fields() -> None:
         ("var/lib/dpkg/status", b"Package: zlib1g\nStatus: install ok installed\nVersion: 1:1.2.13.dfsg-1\n", "zlib1g"),
         ("lib/apk/db/installed", b"P:zlib\nV:1.2.13-r1\no:zlib\n", "zlib"),
     ],
+    ids=["dpkg", "apk"],
 )
 def test_a_database_of_millions_of_empty_lines_is_read_in_little_memory(path: str, database: bytes, name: str) -> None:
     blob = Layer({path: b"\n" * (16 << 20) + database}).blob()  # 16 KiB of gzip
