@@ -72,6 +72,32 @@ def test_dpkg_skips_packages_not_installed() -> None:
     assert parse_dpkg("Package: x\nVersion: 1\n", "status", require_status=True) == []
 
 
+def test_dpkg_reads_only_single_line_fields() -> None:
+    text = "Package: zlib1g\n and-more\nVersion: 1:1.2.13.dfsg-1\nDescription: x\n" + " line\n" * 1000
+    (package,) = parse_dpkg(text, "status.d/zlib", require_status=False)
+    assert (package.name, package.version) == ("zlib1g", "1:1.2.13.dfsg-1")
+
+
+@pytest.mark.parametrize(
+    ("path", "database", "name"),
+    [
+        ("var/lib/dpkg/status", b"Package: zlib1g\nStatus: install ok installed\nVersion: 1:1.2.13.dfsg-1\n", "zlib1g"),
+        ("lib/apk/db/installed", b"P:zlib\nV:1.2.13-r1\no:zlib\n", "zlib"),
+    ],
+    ids=["dpkg", "apk"],
+)
+def test_a_database_of_millions_of_empty_lines_is_read_in_little_memory(path: str, database: bytes, name: str) -> None:
+    blob = Layer({path: b"\n" * (16 << 20) + database}).blob()  # 16 KiB of gzip
+    tracemalloc.start()
+    try:
+        (record,) = scan_tar(io.BytesIO(blob)).files.values()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [package.name for package in record.packages] == [name]
+    assert peak < 40 << 20, f"peak {peak >> 20} MiB reading a database of 16 MiB"  # its bytes and its text
+
+
 @needs_vulndata
 def test_apk_database_names_packages_by_origin() -> None:
     packages = parse_apk(vulndata("inventory/alpine318/lib/apk/db/installed").read_text(), "installed")

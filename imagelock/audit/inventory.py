@@ -20,7 +20,7 @@ from __future__ import annotations
 import email.parser
 import posixpath
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -37,6 +37,8 @@ _PYTHON_METADATA = re.compile(r"(?:^|/)[^/]+\.(?:dist-info/METADATA|egg-info/PKG
 _NODE_PACKAGE = re.compile(r"(?:^|/)node_modules/(?:@[^/]+/)?[^/@.][^/]*/package\.json$")
 _PEP503 = re.compile(r"[-_.]+")
 _DPKG_SOURCE = re.compile(r"\s*(\S+)(?:\s*\((\S+)\))?\s*")
+_FIELD_LINE = re.compile(r"^\S.*", re.MULTILINE)  # not blank, nor a continuation (which starts with a space)
+_BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
 
 MAX_DATABASE_BYTES = 64 << 20  # a dpkg status or apk database
 MAX_SMALL_FILE_BYTES = 1 << 20  # os-release, METADATA, package.json
@@ -200,30 +202,40 @@ def parse_file(path: str, data: bytes) -> FileRecord | None:
 # -- the parsers ---------------------------------------------------------------------------------------
 
 
-def stanzas(text: str) -> Iterable[dict[str, str]]:
-    """RFC 822-style stanzas (dpkg): ``Key: value`` fields, continuation lines starting with a space."""
+def stanzas(text: str, field: Callable[[str], tuple[str, str] | None]) -> Iterator[dict[str, str]]:
+    """Blank-line-separated stanzas, each as the ``(key, value)`` fields ``field`` finds in their lines (the
+    first of each key counts). Only lines that start a field are read, one at a time: continuation lines (of
+    fields such as Description) and blank lines are skipped by the regex engine, however many there are."""
     current: dict[str, str] = {}
-    key = ""
-    for line in text.splitlines():
-        if not line.strip():
-            if current:
-                yield current
-            current, key = {}, ""
-        elif line[0] in " \t":
-            if key:
-                current[key] += "\n" + line[1:]
-        elif ":" in line:
-            key, _, value = line.partition(":")
-            key = key.strip()
-            current[key] = value.strip()
+    end = 0
+    for line in _FIELD_LINE.finditer(text):
+        if current and _BLANK_LINE.search(text, end, line.start()):
+            yield current
+            current = {}
+        if (found := field(line.group())) is not None:
+            current.setdefault(*found)
+        end = line.end()
     if current:
         yield current
+
+
+def _dpkg_field(line: str) -> tuple[str, str] | None:
+    """``Key: value`` of the fields used."""
+    key, colon, value = line.partition(":")
+    if not colon or key.strip() not in ("Package", "Version", "Status", "Source"):
+        return None
+    return key.strip(), value.strip()
+
+
+def _apk_field(line: str) -> tuple[str, str] | None:
+    """``P:`` name, ``V:`` version, ``o:`` origin."""
+    return (line[0], line[2:].strip()) if line[1:2] == ":" and line[0] in "PVo" else None
 
 
 def parse_dpkg(text: str, location: str, *, require_status: bool) -> list[Package]:
     """Installed packages of a dpkg status file (or a distroless ``status.d`` file, which has no Status)."""
     packages = []
-    for stanza in stanzas(text):
+    for stanza in stanzas(text, _dpkg_field):
         name, version = stanza.get("Package", ""), stanza.get("Version", "")
         if not name or not version:
             continue
@@ -240,15 +252,11 @@ def parse_dpkg(text: str, location: str, *, require_status: bool) -> list[Packag
 
 def parse_apk(text: str, location: str) -> list[Package]:
     """Installed packages of an apk database: ``P:`` name, ``V:`` version, ``o:`` origin (the OSV name)."""
-    packages = []
-    for block in re.split(r"\n[ \t]*\n", text):
-        fields: dict[str, str] = {}
-        for line in block.splitlines():
-            if len(line) >= 2 and line[1] == ":":
-                fields.setdefault(line[0], line[2:].strip())
-        if fields.get("P") and fields.get("V"):
-            packages.append(Package(fields["P"], fields["V"], "Alpine", fields.get("o", ""), "", location))
-    return packages
+    return [
+        Package(fields["P"], fields["V"], "Alpine", fields.get("o", ""), "", location)
+        for fields in stanzas(text, _apk_field)
+        if fields.get("P") and fields.get("V")
+    ]
 
 
 def parse_os_release(text: str) -> dict[str, str]:

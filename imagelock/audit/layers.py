@@ -10,7 +10,8 @@ immutable), so a second audit of the same image reads no layer.
 A layer is untrusted data, and a few KiB of gzip can unpack to GiBs. tarfile reads a GNU long
 name or link, or a pax header, whole into memory, and a sparse file's map too, so these are
 bounded before tarfile reads them (``_LayerArchive``), and so is what a layer unpacks to
-(``MAX_UNPACKED_BYTES``). A layer over a bound is a ``LayerError``.
+(``MAX_UNPACKED_BYTES``). A layer over a bound is a ``LayerError``. tarfile's list of every member
+read is dropped as the stream goes.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _PIPE_LIMIT = 1 << 20  # bytes waiting for the reader thread before the download waits
 MAX_UNPACKED_BYTES = 16 << 30  # what one layer may unpack to; real layers rarely pass a few GiB
-MAX_HEADER_BYTES = 1 << 20  # one GNU long name or link, or pax header: Go's archive/tar bound, which docker obeys
+MAX_HEADER_BYTES = 1 << 20  # one GNU long name or link, or pax header: Go's archive/tar bound (docker, containerd)
 MAX_HEADERS_PER_MEMBER = 8  # of those in front of one member; tar writers use at most four (pax g and x, GNU K and L)
 _SPECIAL_HEADERS = {
     tarfile.GNUTYPE_LONGNAME: "GNU long name",
