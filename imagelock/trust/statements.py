@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Sequence
 
 from imagelock.trust._base import SignatureError
 from imagelock.trust.keys import PublicKey
+from imagelock.untrusted import load_json
 
 IN_TOTO = "application/vnd.in-toto+json"
 SIGNATURE_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
@@ -39,8 +39,8 @@ def _statement(payload_type: str, body: bytes) -> dict[str, object]:
     if payload_type != IN_TOTO:
         raise SignatureError(f"DSSE payload type is {payload_type!r}, not {IN_TOTO!r}")
     try:
-        statement = json.loads(body)
-    except (ValueError, RecursionError):
+        statement = load_json(body)
+    except ValueError:
         statement = None
     if not isinstance(statement, dict):
         raise SignatureError("signed statement is not an in-toto statement")
@@ -60,8 +60,8 @@ def _check_subject(statement: dict[str, object], digest: str) -> None:
 def open_attestation(blob: bytes, keys: Sequence[PublicKey], subject: str) -> bytes:
     """The in-toto statement of a DSSE envelope (cosign's ``.att`` layer) one of ``keys`` signed about ``subject``."""
     try:
-        envelope = json.loads(blob)
-    except (ValueError, RecursionError):
+        envelope = load_json(blob)
+    except ValueError:
         raise SignatureError("not a DSSE envelope") from None
     payload_type, body, _ = open_envelope(envelope, keys)
     check_statement(payload_type, body, subject)
