@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from imagelock.audit.scan import AuditReport, Finding
-    from imagelock.pinning import Skipped
+    from imagelock.pinning import Notice, Skipped
 
 app = typer.Typer(
     name="imagelock",
@@ -262,7 +262,10 @@ def _report_lock(result: LockResult, lock_path: Path, *, dry_run: bool, verbose:
     typer.echo(summary, err=True)
 
 
-def _report_skipped(skipped: Sequence[Skipped]) -> None:
+def _report_skipped(skipped: Sequence[Skipped], notices: Sequence[Notice]) -> None:
+    for notice in notices:
+        where = f"{notice.path}:{notice.line}" if notice.line is not None else f"{notice.path}"
+        typer.echo(f"{where}: {notice.message}", err=True)
     for item in skipped:
         typer.echo(f"{item.path}:{item.line}: left alone: {item.text}: {item.reason}", err=True)
 
@@ -516,7 +519,7 @@ def pin_command(
         lambda project: project.pin(paths, check=check, relocations=parse_relocations(relocate or ())),
     )
     _print_rows([[f"{c.path}:{c.line}", Text.assemble(f"{c.old} → ", (c.new, "green"))] for c in result.changes])
-    _report_skipped(result.skipped)
+    _report_skipped(result.skipped, result.notices)
     files = len({change.path for change in result.changes})
     if check and result.changes:
         typer.echo(f"{len(result.changes)} reference(s) in {files} file(s) not pinned to the lock", err=True)
@@ -533,10 +536,11 @@ def init_command(
     config: ConfigOption = Path("images.toml"),
 ) -> None:
     """Write a starting images.toml that follows the tags found in Dockerfiles and YAML files."""
-    created, skipped = _run(context, config, None, lambda project: project.init(paths, force=force))
-    _print_rows([[Text(name, style="bold"), f"{spec.repository}:{spec.tag}"] for name, spec in created.images.items()])
-    _report_skipped(skipped)
-    typer.echo(f"wrote {config}: {len(created.images)} image(s); next: imagelock lock", err=True)
+    result = _run(context, config, None, lambda project: project.init(paths, force=force))
+    images = result.config.images
+    _print_rows([[Text(name, style="bold"), f"{spec.repository}:{spec.tag}"] for name, spec in images.items()])
+    _report_skipped(result.skipped, result.notices)
+    typer.echo(f"wrote {config}: {len(images)} image(s); next: imagelock lock", err=True)
 
 
 @app.command("audit")

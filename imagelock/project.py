@@ -339,26 +339,27 @@ class Project:
         from imagelock import pinning
 
         entries = self._locked_entries()
-        plans, skipped = pinning.plan_pins(pinning.find_files(paths), entries, relocations)
+        files, not_scanned = pinning.find_files(paths)
+        plans, skipped, notices = pinning.plan_pins(files, entries, relocations)
         if not check:
             for plan in plans:
                 if plan.new_text != plan.old_text:
                     write_atomic(plan.path, plan.new_text)
-        return PinResult(tuple(plans), tuple(skipped))
+        return PinResult(tuple(plans), tuple(skipped), tuple(not_scanned + notices))
 
-    def init(self, paths: Sequence[Path], *, force: bool = False) -> tuple[Config, tuple[pinning.Skipped, ...]]:
+    def init(self, paths: Sequence[Path], *, force: bool = False) -> InitResult:
         """Write a starting images.toml that follows the tags found in deploy files."""
         from imagelock import edit, pinning
 
         with self._writing():
             if self.config_path.exists() and not force:
                 raise InputError(f"{self.config_path}: already exists (use --force to overwrite it)")
-            files = pinning.find_files(paths)
-            references, skipped = pinning.references_in(files)
+            files, not_scanned = pinning.find_files(paths)
+            references, skipped, notices = pinning.references_in(files)
             text = edit.initial_config(references, [str(path) for path in paths])
             config = parse_config(text, self.config_path)
             write_atomic(self.config_path, text)
-            return config, tuple(skipped)
+            return InitResult(config, tuple(skipped), tuple(not_scanned + notices))
 
     # -- references for other tools (offline, from the lock alone, like render and pin) ----------
 
@@ -458,10 +459,18 @@ class RenderResult:
 class PinResult:
     plans: tuple[pinning.FilePlan, ...]
     skipped: tuple[pinning.Skipped, ...]
+    notices: tuple[pinning.Notice, ...]  # files not scanned, or not readable as their kind
 
     @property
     def changes(self) -> tuple[pinning.PinChange, ...]:
         return tuple(change for plan in self.plans for change in plan.changes)
+
+
+@dataclass(frozen=True)
+class InitResult:
+    config: Config
+    skipped: tuple[pinning.Skipped, ...]
+    notices: tuple[pinning.Notice, ...]
 
 
 def _render_jobs(paths: Sequence[Path], out: Path | None) -> list[tuple[Path, Path | None]]:

@@ -109,7 +109,8 @@ def test_unmatched_references_are_reported_and_left_alone(project: Project) -> N
 def test_a_reference_matching_several_entries_is_an_error_naming_them(project: Project) -> None:
     entries = {
         **LOCKED,
-        "edge": entry("edge", "docker.io/library/nginx", "1.27.1", "8"),
+        "edge": entry("edge", "docker.io/library/nginx", "latest", "8"),
+        "mainline": entry("mainline", "docker.io/library/nginx", "latest", "9"),
     }
     write_lock(project.directory, entries)
     manifest = project.directory / "pod.yaml"
@@ -117,20 +118,53 @@ def test_a_reference_matching_several_entries_is_an_error_naming_them(project: P
     manifest.write_text(original)
     result = project.run("pin", str(manifest))
     assert result.exit_code == 2
-    assert f"{manifest}:1: nginx matches several images (edge, web)" in result.stderr
+    assert f"{manifest}:1: nginx matches several images (edge, mainline)" in result.stderr
     assert manifest.read_text() == original
 
 
-def test_nothing_is_written_when_one_file_fails(project: Project) -> None:
+def test_a_reference_without_a_tag_is_pinned_to_the_entry_following_latest(project: Project) -> None:
+    write_lock(project.directory, {**LOCKED, "edge": entry("edge", "docker.io/library/nginx", "latest", "8")})
+    manifest = project.directory / "pod.yaml"
+    manifest.write_text("a:\n  image: nginx\nb:\n  image: nginx:1.26.2\nc:\n  image: redis\n")
+    result = project.run("pin", str(manifest))
+    assert result.exit_code == 0, result.stderr
+    assert manifest.read_text() == (
+        f"a:\n  image: nginx:latest@{digest('8')}\nb:\n  image: nginx:1.26.2@{digest('1')}\nc:\n  image: redis\n"
+    )
+    assert (
+        f"{manifest}:6: left alone: redis: no tag means :latest, and no image in the lock follows latest of "
+        "docker.io/library/redis (it has cache)" in result.stderr
+    )
+
+
+def test_a_file_that_is_not_yaml_is_a_warning_and_the_others_are_pinned(project: Project) -> None:
     write_lock(project.directory)
     good = project.directory / "a.yaml"
     good.write_text("image: nginx:1.26.2\n")
     bad = project.directory / "b.yaml"
-    bad.write_text("image: [unclosed\n")
+    bad.write_text("x: 1\nimage: [unclosed\n")
+    result = project.run("pin", str(good), str(bad))
+    assert result.exit_code == 0, result.stderr
+    assert f"{bad}:3: warning: not YAML (expected ',' or ']', but got '<stream end>'); file skipped" in result.stderr
+    assert good.read_text() == f"image: nginx:1.26.2@{digest('1')}\n"
+    assert bad.read_text() == "x: 1\nimage: [unclosed\n"
+    bad.write_text("image: nginx:1.26.2\n  key: {{ .Values.broken }}\n")
+    good.write_text("image: nginx:1.26.2\n")
+    check = project.run("pin", "--check", str(good), str(bad))
+    assert check.exit_code == 1  # drift in the file that did parse still fails the check
+    assert f"{bad}:2: warning: not YAML" in check.stderr
+
+
+def test_nothing_is_written_when_one_file_fails(project: Project) -> None:
+    write_lock(project.directory, {**LOCKED, "edge": entry("edge", "docker.io/library/nginx", "1.26.2", "8")})
+    good = project.directory / "a.yaml"
+    good.write_text("image: redis:7.2\n")
+    bad = project.directory / "b.yaml"
+    bad.write_text("image: nginx:1.26.2\n")  # two entries lock nginx:1.26.2: which one is the user's to say
     result = project.run("pin", str(good), str(bad))
     assert result.exit_code == 2
-    assert str(bad) in result.stderr
-    assert good.read_text() == "image: nginx:1.26.2\n"
+    assert f"{bad}:1: nginx:1.26.2 matches several images (edge, web)" in result.stderr
+    assert good.read_text() == "image: redis:7.2\n"
 
 
 def test_pin_needs_a_lock(project: Project) -> None:

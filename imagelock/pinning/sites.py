@@ -7,6 +7,7 @@ nothing else: comments, quoting, key order and every other line stay byte for by
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,15 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know about a file as a whole: it does not parse, or was not scanned."""
+
+    path: Path
+    line: int | None
+    message: str
+
+
 def pinned(name_as_written: str, entry: LockedImage) -> str:
     """The pinned form of a reference, keeping the name as the file spells it (see ``written_name``)."""
     return f"{written_name(name_as_written, entry)}:{entry.tag}@{entry.digest}"
@@ -80,46 +90,18 @@ def apply_edits(text: str, edits: Iterable[Edit]) -> str:
     return "".join(lines)
 
 
-def scalar_span(line: str, column: int, *, flow: bool = False) -> tuple[int, int, str, str] | None:
-    """The YAML scalar starting at ``column``: (start, end, value, quote); None if it is not a one-line scalar.
-
-    ``flow``: the scalar is inside a flow collection (``{…}``, ``[…]``), where ``,]}`` end it.
-    """
-    if column >= len(line):
-        return None
-    quote = line[column] if line[column] in "'\"" else ""
-    if quote:
-        position = column + 1
-        value = []
-        while position < len(line):
-            character = line[position]
-            if quote == "'" and character == "'":
-                if line[position + 1 : position + 2] == "'":
-                    value.append("'")
-                    position += 2
-                    continue
-                return column, position + 1, "".join(value), quote
-            if quote == '"' and character == "\\":
-                return None  # escapes: not a reference anyone writes; leave it alone
-            if quote == '"' and character == '"':
-                return column, position + 1, "".join(value), quote
-            value.append(character)
-            position += 1
-        return None
-    end = column
-    while end < len(line) and line[end] not in "\r\n":
-        if line[end] == "#" and end > column and line[end - 1] in " \t":
-            break
-        if flow and line[end] in ",]}":
-            break
-        end += 1
-    raw = line[column:end].rstrip()
-    return (column, column + len(raw), raw, "") if raw else None
-
-
 def quoted(value: str, quote: str) -> str:
+    """``value`` written as a YAML scalar in the quoting style found (``'``, ``"`` or plain); a plain
+    value YAML would read as something other than that string is double-quoted."""
     if quote == "'":
         return "'" + value.replace("'", "''") + "'"
-    if quote == '"':
+    if quote == '"' or not _PLAIN.fullmatch(value) or _NOT_A_STRING.fullmatch(value):
         return '"' + value + '"'
     return value
+
+
+_PLAIN = re.compile(r"[\w.+-][\w./:@+-]*")
+_NOT_A_STRING = re.compile(
+    r"[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?|0x[0-9a-fA-F]+|0o[0-7]+"
+    r"|(?i:true|false|yes|no|on|off|y|n|null|~|\.inf|\.nan)"
+)
