@@ -40,9 +40,9 @@ def write_lock(directory: Path, entries: dict[str, LockedImage] = LOCKED) -> Non
     (directory / "images.lock").write_text(Lock(inputs=digest("e"), images=entries).dumps())
 
 
-def files_under(directory: Path) -> dict[str, str]:
+def files_under(directory: Path) -> dict[str, bytes]:
     return {
-        str(path.relative_to(directory)): path.read_text() for path in sorted(directory.rglob("*")) if path.is_file()
+        str(path.relative_to(directory)): path.read_bytes() for path in sorted(directory.rglob("*")) if path.is_file()
     }
 
 

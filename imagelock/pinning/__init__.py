@@ -77,8 +77,8 @@ def find_files(paths: Iterable[Path]) -> tuple[list[Path], list[Notice]]:
                         Notice(
                             directory,
                             None,
-                            f"note: {len(skipped)} Helm template(s) not scanned: templates are YAML only once "
-                            "rendered; the chart's values files are",
+                            f"note: {len(skipped)} Helm template(s) not scanned: they are YAML only once rendered; "
+                            "the images they use are set in the chart's values files, which are",
                         )
                     )
             found += [p for p in files if not any(p.is_relative_to(directory) for directory in templates)]
@@ -111,7 +111,7 @@ def _chart_app_version(path: Path) -> str | None:
 
 def read_and_scan(path: Path) -> tuple[str, list[Site], list[Skipped], list[Notice]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")  # not read_text: CRLF line endings must survive
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(f"{path}: cannot read: {error}") from None
     try:

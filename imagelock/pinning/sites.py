@@ -83,6 +83,8 @@ def apply_edits(text: str, edits: Iterable[Edit]) -> str:
     ordered = sorted(edits, key=lambda edit: (edit.line, not edit.insert_line, edit.start), reverse=True)
     for edit in ordered:
         if edit.insert_line:
+            if edit.line == len(lines) and lines and not lines[-1].endswith(("\n", "\r")):
+                lines[-1] += "\r\n" if edit.text.endswith("\r\n") else "\n"  # the file ended without one
             lines.insert(edit.line, edit.text)
             continue
         line = lines[edit.line]

@@ -66,7 +66,7 @@ def scan_yaml(path: Path, text: str, *, app_version: str | None = None) -> tuple
     scanner = _Scanner(path, text.splitlines(keepends=True), _flavour(path), app_version)
     for document in compose(text):
         scanner.document(document)
-    return scanner.sites, scanner.skipped
+    return sorted(scanner.sites, key=lambda site: site.line), scanner.skipped
 
 
 def app_version(chart_text: str) -> str | None:
@@ -109,7 +109,8 @@ class _Scanner:
         self.app_version = app_version
         self.sites: list[Site] = []
         self.skipped: list[Skipped] = []
-        self._seen: set[int] = set()
+        self._seen: set[int] = set()  # nodes walked
+        self._referenced: set[int] = set()  # scalars made sites
 
     def document(self, root: Node) -> None:
         if isinstance(root, MappingNode):
@@ -174,9 +175,9 @@ class _Scanner:
     # -- a reference written as one string ---------------------------------------------------------
 
     def _reference_site(self, node: ScalarNode) -> None:
-        if id(node) in self._seen:
+        if id(node) in self._referenced:
             return  # the same anchored scalar, reached again through an alias
-        self._seen.add(id(node))
+        self._referenced.add(id(node))
         text = _text(node)
         if not text:
             return
@@ -268,7 +269,8 @@ class _Scanner:
             return
         tag, digest = _text_of(entries, "newTag"), _text_of(entries, "digest")
         reference = name + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
-        last_key = list(_own(item))[-1]
+        scalars = [key for key, (_, value) in _own(item).items() if isinstance(value, ScalarNode)]
+        last_scalar = scalars[-1] if scalars else name_key
 
         def rewrite(entry: LockedImage) -> tuple[Edit | None, ...]:
             edits: list[Edit | None] = []
@@ -277,7 +279,7 @@ class _Scanner:
             if "digest" in entries:
                 edits.append(self._set(entries["digest"], entry.digest))
             else:
-                edits.append(self._insert_after(item, entries[last_key], "digest", entry.digest))
+                edits.append(self._insert_after(item, entries[last_scalar], "digest", entry.digest))
             if written_name(name, entry) != name:  # relocated: newName is the mirror's repository
                 if "newName" in entries:
                     edits.append(self._set(entries["newName"], entry.image))
@@ -357,16 +359,17 @@ class _Scanner:
         return None
 
     def _insert_after(self, mapping: MappingNode, after: tuple[ScalarNode, Node], key: str, value: str) -> Edit | None:
-        """A new ``key: value`` after the entry ``after``: on its own line in a block map, indented
-        like ``after``; after its value in a flow map (``{name: x, newTag: y}``)."""
+        """A new ``key: value`` after the entry ``after`` (a one-line scalar): on its own line in a
+        block map, indented like ``after``; after its value in a flow map (``{name: x, newTag: y}``)."""
         after_key, after_value = after
+        span = self._span(after_value) if isinstance(after_value, ScalarNode) else None
+        if span is None:
+            return None
         if mapping.flow_style:
-            span = self._span(after_value) if isinstance(after_value, ScalarNode) else None
-            return Edit(span.line, span.end, span.end, f", {key}: {quoted(value, '')}") if span else None
-        line = after_value.end_mark.line if isinstance(after_value, ScalarNode) else after_key.end_mark.line
-        ending = "\r\n" if self.lines[line].endswith("\r\n") else "\n"
+            return Edit(span.line, span.end, span.end, f", {key}: {quoted(value, '')}")
+        ending = "\r\n" if self.lines[span.line].endswith("\r\n") else "\n"
         indent = " " * after_key.start_mark.column
-        return Edit(line + 1, 0, 0, f"{indent}{key}: {quoted(value, '')}{ending}", insert_line=True)
+        return Edit(span.line + 1, 0, 0, f"{indent}{key}: {quoted(value, '')}{ending}", insert_line=True)
 
 
 def _entries(mapping: MappingNode, seen: frozenset[int] = frozenset()) -> Entries:
