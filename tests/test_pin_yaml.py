@@ -222,3 +222,19 @@ def test_a_digest_in_a_key_the_chart_does_not_read_is_drift(project: Project) ->
 def test_what_the_scanner_finds(name: str, text: str, found: str | None) -> None:
     sites, _ = yamlfiles.scan_yaml(Path(name), text)
     assert " ".join(site.reference for site in sites) == (found or "")
+
+
+def test_an_image_map_the_chart_completes_itself_is_reported_with_what_to_add() -> None:
+    """cert-manager's values comment ``tag`` and ``digest`` out: the chart fills in its appVersion."""
+    text = (
+        "image:\n  # registry: quay.io\n  repository: quay.io/jetstack/cert-manager-controller\n  pullPolicy: Always\n"
+    )
+    sites, skipped = yamlfiles.scan_yaml(Path("values.yaml"), text)
+    assert sites == []
+    assert [(item.line, item.text, item.reason) for item in skipped] == [
+        (
+            3,
+            "quay.io/jetstack/cert-manager-controller",
+            'image map without tag, digest or sha: add the key your chart reads (digest: "")',
+        )
+    ]

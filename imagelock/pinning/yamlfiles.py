@@ -212,9 +212,13 @@ class _Scanner:
             _text(entries[key][1]) if key in entries else None for key in ("registry", "repository", "image")
         )
         name_key = "repository" if repository else "image" if image and "registry" in entries else None
-        if name_key is None or not any(key in entries for key in ("tag", "digest", "sha")):
+        if name_key is None:
             return False
         anchor = entries[name_key][1]
+        if not any(key in entries for key in ("tag", "digest", "sha")):
+            if name_key == "repository" and "://" not in str(repository) and "pullPolicy" in entries:
+                self._skip(anchor, 'image map without tag, digest or sha: add the key your chart reads (digest: "")')
+            return False
         name = f"{registry}/{_text(anchor)}" if registry else str(_text(anchor))
         tag_text = _text(entries["tag"][1]) if "tag" in entries else None
         tag, _, digest_in_tag = (tag_text or "").partition("@")
