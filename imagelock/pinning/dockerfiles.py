@@ -17,12 +17,13 @@ from pathlib import Path
 from imagelock.lockfile import LockedImage
 from imagelock.pinning.sites import Edit, Site, Skipped, name_part, pinned
 
-_DIRECTIVE = re.compile(r"#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(\S.*)")  # the value is right-stripped after
+# BuildKit's ``(.+?)\s*$`` backtracks quadratically in Python's engine; the value is right-stripped where read
+_DIRECTIVE = re.compile(r"#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(\S.*)")
 _DIRECTIVES = ("syntax", "escape", "check")  # BuildKit stops reading directives at any other key
 _HEREDOC = re.compile(r"\d*<<(-?)([^<]+)")  # a whole word: ``<<EOF``, ``<<-EOT``, ``<<"EOF"``, ``5<<FILE``
 _HEREDOC_INSTRUCTIONS = ("RUN", "COPY", "ADD")
 _PLAIN_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
-_VARIABLE = re.compile(r"\$(?:\{(\w+)([^}]*)\}|(\w+))")
+_VARIABLE = re.compile(r"\$(?:\{(\w+)[^}]*\}|(\w+))")  # also ``${NAME:-default}`` and the like
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def _built_from_args(path: Path, word: _Word, stages: set[str], global_args: dic
     pending = [word.text]
     while pending:
         for match in _VARIABLE.finditer(pending.pop(0)):
-            name = match.group(1) or match.group(3)
+            name = match.group(1) or match.group(2)
             arg = global_args.get(name)
             if arg is None or arg.default is None:
                 if name not in missing:
