@@ -238,3 +238,12 @@ def test_an_image_map_the_chart_completes_itself_is_reported_with_what_to_add() 
             'image map without tag, digest or sha: add the key your chart reads (digest: "")',
         )
     ]
+
+
+def test_merge_keys_doubling_at_every_level_cost_each_map_once() -> None:
+    """Hostile input: 60 levels of ``<<: [*prev, *prev]`` would be 2**60 merges read naively."""
+    lines = ["l0: &l0 {image: 'nginx:1.26.2'}"]
+    lines += [f"l{level}: &l{level} {{<<: [*l{level - 1}, *l{level - 1}]}}" for level in range(1, 60)]
+    lines += ["svc:", "  <<: *l59", "  ports: [80]"]
+    sites, _ = yamlfiles.scan_yaml(Path("compose.yaml"), "\n".join(lines) + "\n")
+    assert [(site.line, site.reference) for site in sites] == [(1, "nginx:1.26.2")]

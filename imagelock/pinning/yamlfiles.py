@@ -111,6 +111,7 @@ class _Scanner:
         self.skipped: list[Skipped] = []
         self._seen: set[int] = set()  # nodes walked
         self._referenced: set[int] = set()  # scalars made sites
+        self._memo: dict[int, Entries] = {}  # each map's keys, merges resolved
 
     def document(self, root: Node) -> None:
         if isinstance(root, MappingNode):
@@ -141,7 +142,7 @@ class _Scanner:
                 self._walk(item)
 
     def _mapping(self, mapping: MappingNode) -> None:
-        entries = _entries(mapping)
+        entries = _entries(mapping, self._memo)
         if self._image_map(entries):
             return
         for key, (_, value) in _own(mapping).items():
@@ -168,7 +169,7 @@ class _Scanner:
         return self.flavour == "github" and key == "container"
 
     def _gitlab_named(self, mapping: MappingNode) -> None:
-        name = _entries(mapping).get("name")
+        name = _entries(mapping, self._memo).get("name")
         if name is not None and isinstance(name[1], ScalarNode):
             self._reference_site(name[1])
 
@@ -266,7 +267,7 @@ class _Scanner:
     # -- kustomizations --------------------------------------------------------------------------
 
     def _kustomize_site(self, item: MappingNode) -> None:
-        entries = _entries(item)
+        entries = _entries(item, self._memo)
         name_key = "newName" if _text_of(entries, "newName") else "name"
         name = _text_of(entries, name_key)
         if not name:
@@ -376,17 +377,23 @@ class _Scanner:
         return Edit(span.line + 1, 0, 0, f"{indent}{key}: {quoted(value, '')}{ending}", insert_line=True)
 
 
-def _entries(mapping: MappingNode, seen: frozenset[int] = frozenset()) -> Entries:
+def _entries(mapping: MappingNode, memo: dict[int, Entries] | None = None) -> Entries:
     """A map's keys as YAML reads them: merge keys (``<<``) resolved, own keys first, then the
-    merged maps in order."""
+    merged maps in order. ``memo`` keeps each map's answer, so maps merging maps that merge maps
+    (a hostile file's doubling chain) cost each map once."""
+    memo = {} if memo is None else memo
+    if id(mapping) in memo:
+        return memo[id(mapping)]
+    memo[id(mapping)] = {}  # a map merging itself, through an alias, adds nothing
     merged: Entries = {}
     for key, value in mapping.value:
-        if key.tag == _MERGE and id(value) not in seen:
+        if key.tag == _MERGE:
             for source in value.value if isinstance(value, SequenceNode) else [value]:
                 if isinstance(source, MappingNode):
-                    for name, pair in _entries(source, seen | {id(mapping)}).items():
+                    for name, pair in _entries(source, memo).items():
                         merged.setdefault(name, pair)
-    return {**merged, **_own(mapping)}
+    memo[id(mapping)] = {**merged, **_own(mapping)}
+    return memo[id(mapping)]
 
 
 def _own(mapping: MappingNode) -> Entries:
