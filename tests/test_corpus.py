@@ -199,6 +199,15 @@ def hexes(corpus: CorpusRun) -> set[str]:
     return {digest.removeprefix("sha256:") for digest in corpus.digests.values()}
 
 
+def test_every_corpus_file_names_its_source_in_the_readme() -> None:
+    readme = (CORPUS / "README.md").read_text()
+    files = [p.relative_to(CORPUS) for p in CORPUS.rglob("*") if p.is_file() and p.name != "README.md"]
+    assert files
+    for path in files:
+        if path.parts[0] != "dockerfiles":  # documented by its own README
+            assert f"| `{path}` |" in readme, path
+
+
 # -- init ---------------------------------------------------------------------------------------
 
 
