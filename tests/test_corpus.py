@@ -42,6 +42,9 @@ EXPECTED_PROPOSALS = frozenset(
         ("docker.io/library/redis", "5.0-alpine"),
         ("docker.io/pgautoupgrade/pgautoupgrade", "15-alpine3.8"),
         ("docker.io/redash/nginx", "latest"),
+        # compose-merge-keys/apache-airflow: the anchor's image is a variable (left alone), two plain ones
+        ("docker.io/library/postgres", "13"),
+        ("docker.io/library/redis", "latest"),
         # compose-build/awesome-compose-wasmedge-mysql-nginx
         ("docker.io/library/nginx", "alpine"),
         ("docker.io/library/mariadb", "10.9"),
@@ -351,6 +354,9 @@ def test_a_merge_key_image_is_pinned_once_at_the_anchor(corpus: CorpusRun) -> No
     for service in ("server", "scheduler", "scheduled_worker", "adhoc_worker"):
         assert services[service]["image"] == f"redash/redash:8.0.0.b32245@{digest}"
     assert services["nginx"]["image"] == f"redash/nginx:latest@{corpus.digest('docker.io/redash/nginx', 'latest')}"
+    airflow = corpus.load("compose-merge-keys/apache-airflow/docker-compose.yaml")["services"]
+    assert airflow["airflow-webserver"]["image"] == "${AIRFLOW_IMAGE_NAME:-apache/airflow:|version|}"
+    assert airflow["postgres"]["image"] == f"postgres:13@{corpus.digest('docker.io/library/postgres', '13')}"
 
 
 @pytest.mark.xfail(strict=True, reason="issue 17 item 7: pin reports a Compose image with build: as built locally")
