@@ -31,7 +31,7 @@ def test_init_on_a_chart_proposes_its_app_version_for_an_empty_tag_and_notes_the
         ("ubuntu", "jammy-20240125"),
     }
     templates = project.directory / "charts" / "demo" / "templates"
-    assert f"{templates}: note: 1 Helm template(s) not scanned" in result.stderr
+    assert f"{templates}: note: Helm templates not scanned" in result.stderr
     assert "Traceback" not in result.stderr
 
 

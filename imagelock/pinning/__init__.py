@@ -71,14 +71,14 @@ def find_files(paths: Iterable[Path]) -> tuple[list[Path], list[Notice]]:
             files = sorted(p for p in path.rglob("*") if p.is_file() and kind_of(p) and ".git" not in p.parts)
             templates = [chart / "templates" for chart in sorted({p.parent for p in files if p.name == "Chart.yaml"})]
             for directory in templates:
-                skipped = [p for p in files if p.is_relative_to(directory)]
+                skipped = [p.relative_to(directory).as_posix() for p in files if p.is_relative_to(directory)]
                 if skipped:
                     notices.append(
                         Notice(
                             directory,
                             None,
-                            f"note: {len(skipped)} Helm template(s) not scanned: they are YAML only once rendered; "
-                            "the images they use are set in the chart's values files, which are",
+                            "note: Helm templates not scanned (YAML only once rendered; the images they use are "
+                            f"set in the chart's values files, which are): {', '.join(skipped)}",
                         )
                     )
             found += [p for p in files if not any(p.is_relative_to(directory) for directory in templates)]
