@@ -305,7 +305,8 @@ class _Scanner:
                     edits.append(self._insert_after(item, entries["name"], "newName", entry.image))
             return tuple(edits)
 
-        self.sites.append(Site(self.path, entries[name_key][0].start_mark.line + 1, reference, _complete(rewrite)))
+        line = entries[name_key][0].start_mark.line + 1
+        self.sites.append(Site(self.path, line, reference, _complete(rewrite), any_tag=tag is None))
 
     # -- Chart.yaml ------------------------------------------------------------------------------
 
