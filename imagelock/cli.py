@@ -284,7 +284,11 @@ def lock_command(
     upgrade_image: Annotated[
         list[str] | None,
         typer.Option(
-            "--upgrade-image", "-P", help="Re-resolve this image (repeatable).", autocompletion=_complete_names
+            "--upgrade-image",
+            "--upgrade-package",  # pip-compile's spelling
+            "-P",
+            help="Re-resolve this image (repeatable).",
+            autocompletion=_complete_names,
         ),
     ] = None,
     dry_run: DryRunOption = False,
