@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.text import Text
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
+from typer.core import TyperGroup
 
 from imagelock import __version__
-from imagelock.errors import EXIT_CHECK_FAILED, ImagelockError
+from imagelock.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, ImagelockError
 from imagelock.lockfile import LockedImage
 from imagelock.project import Change, LockResult, Project
 from imagelock.relocation import parse_relocations
@@ -27,12 +30,56 @@ from imagelock.relocation import parse_relocations
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
+    from typer._click import Context
 
     from imagelock.audit.scan import AuditReport, Finding
     from imagelock.pinning import Notice, Skipped
 
+
+class _Program(TyperGroup):
+    """The top command, where whatever a command raises ends, once (see ``_failures_reported``)."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Context | None = None, **extra: Any
+    ) -> Context:
+        with _failures_reported(as_json="--json" in args, debug=lambda: False):
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: Context) -> Any:
+        with _failures_reported(as_json="--json" in ctx.args, debug=lambda: bool(ctx.obj and ctx.obj.get("debug"))):
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _failures_reported(*, as_json: bool, debug: Callable[[], bool]) -> Iterator[None]:
+    """An expected failure or a usage mistake becomes one line on stderr (also ``{"error": …}`` on stdout
+    under --json) and its exit code; Ctrl-C at any moment becomes ``interrupted`` and exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        _fail("interrupted", EXIT_INTERRUPTED, as_json=as_json)
+    except ImagelockError as error:
+        if debug():
+            traceback.print_exc()
+        _fail(str(error), error.exit_code, as_json=as_json)
+    except NoArgsIsHelpError:
+        raise  # `imagelock` alone: the help
+    except ClickException as error:
+        context = getattr(error, "ctx", None)
+        where = f"{context.command_path}: " if context is not None else ""
+        _fail(where + " ".join(error.format_message().split()), error.exit_code, as_json=as_json)
+
+
+def _fail(message: str, exit_code: int, *, as_json: bool) -> NoReturn:
+    if as_json:
+        _print_json({"error": {"message": message, "exit": exit_code}})
+    typer.echo(message if exit_code == EXIT_INTERRUPTED else f"error: {message}", err=True)
+    raise typer.Exit(exit_code)
+
+
 app = typer.Typer(
     name="imagelock",
+    cls=_Program,
     help="Lock container images to digests, the way pip-tools locks Python packages.",
     no_args_is_help=True,
     add_completion=True,
@@ -145,20 +192,10 @@ def _run(
     operation: Callable[[Project], T],
     **options: object,
 ) -> T:
-    """Run an operation on the project; an expected failure becomes one line on stderr and its exit code."""
+    """Run an operation on the project, its progress on stderr; failures are reported by ``_Program``."""
     events = TerminalEvents()
     try:
         return operation(Project.at(config, lockfile, events=events, **options))
-    except ImagelockError as error:
-        events.close()
-        if context.obj and context.obj.get("debug"):
-            traceback.print_exc()
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(error.exit_code) from None
-    except KeyboardInterrupt:
-        events.close()
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(130) from None
     finally:
         events.close()
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import typer
@@ -11,6 +18,7 @@ from typer.testing import CliRunner
 
 from imagelock.cli import app
 from tests.conftest import Project, Registry
+from tests.test_cli import imagelock
 
 
 def command_paths(command: object, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -55,3 +63,135 @@ def test_upgrade_package_is_pip_compiles_spelling_of_upgrade_image(project: Proj
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "web  1.1.0 → 1.2.0\n"
     assert project.run("lock", "--upgrade-image", "api").stdout == "api  1.1.0 → 1.2.0\n"
+
+
+# -- usage errors and suggestions -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "line"),
+    [
+        (["lokc"], "error: imagelock: No such command 'lokc'. Did you mean 'lock'?"),
+        (["vulndb", "dowload"], "error: imagelock vulndb: No such command 'dowload'. Did you mean 'download'?"),
+        (["lock", "--upgrad"], "error: imagelock lock: No such option: --upgrad (Possible options: --upgrade, "
+                               "--upgrade-image, --upgrade-package)"),
+        (["why"], "error: imagelock why: Missing argument 'name'."),
+        (["export"], "error: imagelock export: Missing option '--format' / '-f'. Choose from: kustomize, "
+                     "helm-values, json"),
+        (["export", "-f", "yaml"], "error: imagelock export: Invalid value for '--format' / '-f': 'yaml' is not one of "
+                                   "'kustomize', 'helm-values', 'json'."),
+    ],
+)  # fmt: skip
+def test_a_usage_error_is_one_line_exit_2(arguments: list[str], line: str) -> None:
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 2
+    assert result.stderr == line + "\n"
+    assert result.stdout == ""
+
+
+def test_a_usage_error_from_the_installed_command_is_one_line(tmp_path: Path) -> None:
+    result = imagelock("update", "--dryrun", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == "error: imagelock update: No such option: --dryrun (Possible options: --dry-run)\n"
+
+
+@pytest.fixture
+def two_locked(project: Project, registry: Registry) -> Project:
+    project.write(
+        f'[images.web]\nimage = "{registry.host}/library/nginx"\ntag = "1.25.4"\n'
+        f'[images.db]\nimage = "{registry.host}/library/postgres"\ntag = "16.3"\n'
+    )
+    assert project.run("lock").exit_code == 0
+    return project
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["update", "wbe"], ["lock", "-P", "wbe"], ["why", "wbe"], ["remove", "wbe"], ["ref", "wbe"],
+        ["audit", "wbe"], ["mirror", "127.0.0.1:9/mirror", "wbe"],
+    ],
+    ids=" ".join,
+)  # fmt: skip
+def test_a_mistyped_image_name_gets_a_suggestion(two_locked: Project, arguments: list[str]) -> None:
+    config, lock = two_locked.config.read_bytes(), two_locked.lock.read_bytes()
+    result = two_locked.run(*arguments)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert "no image named 'wbe'" in result.stderr or "no locked image named 'wbe'" in result.stderr
+    assert result.stderr.endswith("; did you mean 'web'?\n")
+    assert (two_locked.config.read_bytes(), two_locked.lock.read_bytes()) == (config, lock)
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("image: {{ images.wbe }}\n", "unknown image 'wbe' (images.lock has: db, web); did you mean 'web'?"),
+        ("image: {{ images.web.digets }}\n", "image 'web' has no attribute 'digets' (it has image, tag, digest, "
+                                             "platforms, ref); did you mean 'digest'?"),
+    ],
+)  # fmt: skip
+def test_a_mistyped_name_in_a_template_gets_a_suggestion(two_locked: Project, template: str, message: str) -> None:
+    path = two_locked.directory / "deploy.yaml.j2"
+    path.write_text(template)
+    result = two_locked.run("render", str(path))
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {path}:1: {message}\n"
+    assert result.stdout == ""
+
+
+# -- Ctrl-C ----------------------------------------------------------------------------------------
+
+INTERRUPT_ON_IMPORT = """
+import os, signal, sys
+
+class InterruptOnImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == os.environ["INTERRUPT_ON_IMPORT"]:
+            sys.meta_path.remove(self)
+            signal.raise_signal(signal.SIGINT)  # what Ctrl-C sends, at this very moment
+        return None
+
+sys.meta_path.insert(0, InterruptOnImport())
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "arguments"),
+    [
+        ("typer", ["--version"]),  # importing the command line itself
+        ("imagelock.audit.database", ["audit"]),  # a command's own import, before any work
+        ("imagelock.resolver", ["lock"]),  # in the middle of a run
+    ],
+)
+def test_ctrl_c_at_start_up_is_interrupted_exit_130(tmp_path: Path, module: str, arguments: list[str]) -> None:
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(INTERRUPT_ON_IMPORT)
+    (tmp_path / "images.toml").write_text('[images.web]\nimage = "127.0.0.1:9/web"\ntag = "1"\n')
+    environment = {**os.environ, "PYTHONPATH": str(hook), "INTERRUPT_ON_IMPORT": module}
+    result = subprocess.run(
+        [sys.executable, "-m", "imagelock", *arguments],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert (result.returncode, result.stderr, result.stdout) == (130, "interrupted\n", "")
+    assert not (tmp_path / "images.lock").exists()
+
+
+def test_ctrl_c_while_a_registry_does_not_answer_is_interrupted_exit_130(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, reads, never answers
+        silent.settimeout(30)
+        port = silent.getsockname()[1]
+        (tmp_path / "images.toml").write_text(f'[images.web]\nimage = "127.0.0.1:{port}/web"\ntag = "1"\n')
+        run = subprocess.Popen(
+            [sys.executable, "-m", "imagelock", "lock", "--json"],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        connection, _ = silent.accept()
+        with connection:
+            assert connection.recv(4096)  # the run has said hello (TLS first) and now waits for an answer
+            run.send_signal(signal.SIGINT)
+            stdout, stderr = run.communicate(timeout=30)
+    assert (run.returncode, stderr) == (130, "interrupted\n")
+    assert json.loads(stdout) == {"error": {"message": "interrupted", "exit": 130}}
+    assert not (tmp_path / "images.lock").exists()
