@@ -9,6 +9,7 @@ Exit codes: 0 success; 1 a check or policy failed; 2 bad input; 3 registry or ne
 from __future__ import annotations
 
 import json
+import os
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -139,7 +140,7 @@ class TerminalEvents:
         self.console.print(f"warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)
 
     def started(self, total: int) -> None:
-        if self.console.is_terminal and total > 1 and self.progress is None:
+        if _animated(self.console) and total > 1 and self.progress is None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.progress = Progress(
@@ -204,9 +205,16 @@ def _run(
 
 
 def _console(*, stderr: bool = False, highlight: bool = True, soft_wrap: bool = False) -> Console:
+    """Styles only on a terminal; under NO_COLOR none at all (rich's own NO_COLOR keeps bold and dim)."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=highlight, soft_wrap=soft_wrap)
+    no_color = os.environ.get("NO_COLOR", "") != ""  # no-color.org: set and not empty
+    return Console(stderr=stderr, highlight=highlight, soft_wrap=soft_wrap, color_system=None if no_color else "auto")
+
+
+def _animated(console: Console) -> bool:
+    """Whether a progress bar may redraw itself, with escape sequences: on a terminal that takes styles."""
+    return console.is_terminal and console.color_system is not None
 
 
 def _stdout() -> Console:
@@ -713,7 +721,7 @@ def vulndb_download_command(
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        console=console, transient=not console.is_terminal, disable=not console.is_terminal,
+        console=console, transient=not _animated(console), disable=not _animated(console),
     ) as progress:  # fmt: skip
         tasks: dict[str, TaskID] = {}
 
@@ -788,7 +796,7 @@ class _BytesProgress:
         self.task: TaskID | None = None
 
     def planned(self, size: int) -> None:
-        if self.progress is None and self.console.is_terminal:
+        if self.progress is None and _animated(self.console):
             from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
             self.progress = Progress(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import socket
 import subprocess
@@ -138,6 +139,46 @@ def test_a_mistyped_name_in_a_template_gets_a_suggestion(two_locked: Project, te
     assert result.exit_code == 2
     assert result.stderr == f"error: {path}:1: {message}\n"
     assert result.stdout == ""
+
+
+# -- colour ----------------------------------------------------------------------------------------
+
+
+def on_a_terminal(arguments: list[str], cwd: Path, **environment: str) -> tuple[int, bytes]:
+    """Run the command with stdin, stdout and stderr on a real pseudo-terminal; everything it wrote there."""
+    controller, terminal = pty.openpty()
+    run = subprocess.Popen(
+        [sys.executable, "-m", "imagelock", *arguments],
+        cwd=cwd, env={**os.environ, **environment}, stdin=terminal, stdout=terminal, stderr=terminal,
+    )  # fmt: skip
+    os.close(terminal)
+    output = bytearray()
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the run has ended and closed its terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(controller)
+    return run.wait(timeout=60), bytes(output)
+
+
+def test_no_color_means_no_escape_sequence_at_all_on_a_terminal(tmp_path: Path, registry: Registry) -> None:
+    (tmp_path / "images.toml").write_text(
+        f'[images.web]\nimage = "{registry.host}/library/nginx"\nversion = "<1.26"\n'
+        f'[images.db]\nimage = "{registry.host}/library/postgres"\ntag = "16.3"\n'
+    )
+    runs = [["lock", "--verbose"], ["why", "web"], ["outdated"], ["lock", "-h"], ["lokc"], ["update", "wbe"]]
+    for arguments in runs:
+        status, output = on_a_terminal(arguments, tmp_path, NO_COLOR="1")
+        assert status in (0, 2), output
+        assert b"\x1b" not in output, (arguments, output)
+    (tmp_path / "images.lock").unlink()
+    status, output = on_a_terminal(["lock"], tmp_path)  # without NO_COLOR, the same terminal shows styles
+    assert status == 0
+    assert b"\x1b[1m" in output
 
 
 # -- Ctrl-C ----------------------------------------------------------------------------------------
