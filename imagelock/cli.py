@@ -23,7 +23,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from imagelock import __version__
-from imagelock.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, ImagelockError
+from imagelock.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, ImagelockError, InputError
 from imagelock.lockfile import LockedImage
 from imagelock.project import Change, LockResult, Project
 from imagelock.relocation import parse_relocations
@@ -309,6 +309,13 @@ def _report_lock(result: LockResult, lock_path: Path, *, dry_run: bool, verbose:
     typer.echo(summary, err=True)
 
 
+def _skipped_json(skipped: Sequence[Skipped], notices: Sequence[Notice]) -> dict[str, Any]:
+    return {
+        "skipped": [{"path": str(s.path), "line": s.line, "text": s.text, "reason": s.reason} for s in skipped],
+        "notices": [{"path": str(n.path), "line": n.line, "message": n.message} for n in notices],
+    }
+
+
 def _report_skipped(skipped: Sequence[Skipped], notices: Sequence[Notice]) -> None:
     for notice in notices:
         where = f"{notice.path}:{notice.line}" if notice.line is not None else f"{notice.path}"
@@ -387,20 +394,26 @@ def check_command(
     context: typer.Context,
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Exit 1 if images.lock does not match images.toml (offline; for CI)."""
     lock_path = Project.at(config, lockfile).lock_path
     stale = _run(context, config, lockfile, lambda project: project.check())
-    if not lock_path.exists():
+    found = lock_path.exists()
+    if as_json:
+        entries = [{"name": entry.name, "reason": entry.reason} for entry in stale]
+        _print_json({"ok": found and not stale, "lockfile": str(lock_path), "found": found, "stale": entries})
+    elif not found:
         typer.echo(f"{lock_path}: not found; run 'imagelock lock'")
-        raise typer.Exit(EXIT_CHECK_FAILED)
-    if not stale:
+    elif not stale:
         typer.echo(f"{lock_path} is up to date")
-        return
-    for entry in stale:
-        typer.echo(f"{entry.name}: {entry.reason}")
-    typer.echo(f"{lock_path} is stale; run 'imagelock lock'", err=True)
-    raise typer.Exit(EXIT_CHECK_FAILED)
+    else:
+        for entry in stale:
+            typer.echo(f"{entry.name}: {entry.reason}")
+    if found and stale:
+        typer.echo(f"{lock_path} is stale; run 'imagelock lock'", err=True)
+    if not found or stale:
+        raise typer.Exit(EXIT_CHECK_FAILED)
 
 
 @app.command("outdated")
@@ -491,6 +504,7 @@ def add_command(
     variant: Annotated[str | None, typer.Option("--variant", help="Only tags '<version>-<variant>'.")] = None,
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
+    as_json: JsonOption = False,
     db: DbOption = None,
     osv_url: OsvUrlOption = None,
 ) -> None:
@@ -503,7 +517,7 @@ def add_command(
         vulnerability_db=db,
         osv_url=osv_url,
     )
-    _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=False, verbose=False, as_json=False)
+    _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=False, verbose=False, as_json=as_json)
 
 
 @app.command("remove")
@@ -512,10 +526,11 @@ def remove_command(
     name: Annotated[str, typer.Argument(help="The entry to remove.", autocompletion=_complete_names)],
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Remove an image from images.toml and from the lock."""
     result = _run(context, config, lockfile, lambda project: project.remove(name))
-    _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=False, verbose=False, as_json=False)
+    _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=False, verbose=False, as_json=as_json)
 
 
 @app.command("render")
@@ -529,27 +544,31 @@ def render_command(
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
     relocate: RelocateOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Render Jinja2 templates with the lock: {{ images.web }} is the pinned reference."""
-    if check and out is None:
-        typer.echo("error: --check compares with files on disk: give -o OUT", err=True)
-        raise typer.Exit(2)
+    if out is None and (check or as_json):
+        option = "--check compares with files on disk" if check else "--json reports the files written"
+        raise InputError(f"{option}: give -o OUT")
     result = _run(
         context,
         config,
         lockfile,
         lambda project: project.render(paths, out, check=check, relocations=parse_relocations(relocate or ())),
     )
-    for target, text in result.outputs:
-        if target is None:
-            typer.echo(text, nl=False)
-    if check:
-        for target in result.drift:
+    if as_json:
+        outputs = [{"path": str(target), "changed": target in result.drift} for target, _ in result.outputs]
+        _print_json({"ok": not (check and result.drift), "check": check, "outputs": outputs})
+    else:
+        for target, text in result.outputs:
+            if target is None:
+                typer.echo(text, nl=False)
+        for target in result.drift if check else ():
             typer.echo(f"{target}: differs from what the lock renders")
-        if result.drift:
-            typer.echo(f"{len(result.drift)} rendered file(s) out of date; run 'imagelock render'", err=True)
-            raise typer.Exit(EXIT_CHECK_FAILED)
-    elif out is not None:
+    if check and result.drift:
+        typer.echo(f"{len(result.drift)} rendered file(s) out of date; run 'imagelock render'", err=True)
+        raise typer.Exit(EXIT_CHECK_FAILED)
+    if not check and out is not None:
         typer.echo(f"rendered {len(result.outputs)} file(s) into {out}", err=True)
 
 
@@ -561,6 +580,7 @@ def pin_command(
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
     relocate: RelocateOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Rewrite image references in files to their pinned form, keeping everything else as it is."""
     result = _run(
@@ -569,7 +589,12 @@ def pin_command(
         lockfile,
         lambda project: project.pin(paths, check=check, relocations=parse_relocations(relocate or ())),
     )
-    _print_rows([[f"{c.path}:{c.line}", Text.assemble(f"{c.old} → ", (c.new, "green"))] for c in result.changes])
+    if as_json:
+        changes = [{"path": str(c.path), "line": c.line, "old": c.old, "new": c.new} for c in result.changes]
+        ok = not (check and changes)
+        _print_json({"ok": ok, "check": check, "changes": changes, **_skipped_json(result.skipped, result.notices)})
+    else:
+        _print_rows([[f"{c.path}:{c.line}", Text.assemble(f"{c.old} → ", (c.new, "green"))] for c in result.changes])
     _report_skipped(result.skipped, result.notices)
     files = len({change.path for change in result.changes})
     if check and result.changes:
@@ -585,11 +610,16 @@ def init_command(
     paths: Annotated[list[Path], typer.Argument(help="Deploy files or directories to scan.")],
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing images.toml.")] = False,
     config: ConfigOption = Path("images.toml"),
+    as_json: JsonOption = False,
 ) -> None:
     """Write a starting images.toml that follows the tags found in Dockerfiles and YAML files."""
     result = _run(context, config, None, lambda project: project.init(paths, force=force))
     images = result.config.images
-    _print_rows([[Text(name, style="bold"), f"{spec.repository}:{spec.tag}"] for name, spec in images.items()])
+    if as_json:
+        entries = {name: {"image": str(spec.repository), "tag": spec.tag} for name, spec in images.items()}
+        _print_json({"config": str(config), "images": entries, **_skipped_json(result.skipped, result.notices)})
+    else:
+        _print_rows([[Text(name, style="bold"), f"{spec.repository}:{spec.tag}"] for name, spec in images.items()])
     _report_skipped(result.skipped, result.notices)
     typer.echo(f"wrote {config}: {len(images)} image(s); next: imagelock lock", err=True)
 
@@ -626,8 +656,7 @@ def audit_command(
     from imagelock.audit.report import report_json, report_sarif
 
     if fail_on is not None and fail_on.lower() not in FAIL_ON_LEVELS:
-        typer.echo(f"error: --fail-on: expected one of {', '.join(FAIL_ON_LEVELS)}, got {fail_on!r}", err=True)
-        raise typer.Exit(2)
+        raise InputError(f"--fail-on: expected one of {', '.join(FAIL_ON_LEVELS)}, got {fail_on!r}")
     if offline and db is None:
         db = default_database_dir(cache_dir())
     report = _run(
