@@ -1,9 +1,11 @@
 """The ``imagelock`` command line: parses arguments, calls ``imagelock.project``, prints results.
 
 Reports go to stdout (aligned for people, or ``--json``); progress, warnings, summaries and
-errors go to stderr. Colour only on a terminal, and never with ``NO_COLOR``.
+errors go to stderr (under ``--json`` an error also goes to stdout). Colour only on a terminal, and
+never with ``NO_COLOR``.
 
-Exit codes: 0 success; 1 a check or policy failed; 2 bad input; 3 registry or network failure.
+Exit codes: 0 success; 1 a check or policy failed; 2 bad input; 3 registry or network failure;
+130 interrupted.
 """
 
 from __future__ import annotations
