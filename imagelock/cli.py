@@ -65,8 +65,9 @@ def _failures_reported(*, as_json: bool, debug: Callable[[], bool]) -> Iterator[
         if debug():
             traceback.print_exc()
         _fail(str(error), error.exit_code, as_json=as_json)
-    except NoArgsIsHelpError:
-        raise  # `imagelock` alone: the help
+    except NoArgsIsHelpError as error:  # `imagelock` (or `imagelock vulndb`) alone: its help, as a usage mistake
+        typer.echo(error.format_message())
+        raise typer.Exit(error.exit_code) from None
     except ClickException as error:
         context = getattr(error, "ctx", None)
         where = f"{context.command_path}: " if context is not None else ""

@@ -42,6 +42,14 @@ def test_every_command_has_help(path: tuple[str, ...], help_option: str) -> None
     assert result.stderr == ""
 
 
+@pytest.mark.parametrize("group", [[], ["vulndb"]], ids=["imagelock", "vulndb"])
+def test_a_group_alone_prints_its_help_and_exits_2(group: list[str]) -> None:
+    result = CliRunner().invoke(app, group)
+    assert result.exit_code == 2
+    assert result.stdout.startswith(f"Usage: {' '.join(('imagelock', *group))} [OPTIONS] COMMAND [ARGS]...")
+    assert result.stderr == ""
+
+
 def test_the_walk_sees_every_command() -> None:
     assert {"pin", "ref", "render", "export", "lock", "vulndb", "vulndb download"} <= {" ".join(p) for p in COMMANDS}
 
