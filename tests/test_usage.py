@@ -218,7 +218,8 @@ def test_ctrl_c_at_start_up_is_interrupted_exit_130(tmp_path: Path, module: str,
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(INTERRUPT_ON_IMPORT)
     (tmp_path / "images.toml").write_text('[images.web]\nimage = "127.0.0.1:9/web"\ntag = "1"\n')
-    environment = {**os.environ, "PYTHONPATH": str(hook), "INTERRUPT_ON_IMPORT": module}
+    python_path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))
+    environment = {**os.environ, "PYTHONPATH": python_path, "INTERRUPT_ON_IMPORT": module}
     result = subprocess.run(
         [sys.executable, "-m", "imagelock", *arguments],
         cwd=tmp_path, env=environment, capture_output=True, text=True, check=False, timeout=60,
