@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 from packaging.specifiers import SpecifierSet
 
 from imagelock.config import Config, ImageSpec, RegistrySettings, load_config, parse_config
-from imagelock.errors import InputError
+from imagelock.errors import InputError, did_you_mean
 from imagelock.events import Events, Silent
 from imagelock.lockfile import Lock, LockedImage, exclusive, read_lock, write_atomic
 from imagelock.versions import TagMatcher
@@ -115,6 +115,7 @@ class Project:
         if unknown:
             raise InputError(
                 f"{self.config_path}: no image named {unknown[0]!r} (images: {', '.join(config.images) or 'none'})"
+                + did_you_mean(unknown[0], config.images)
             )
         kept = {
             name: locked[name]
@@ -205,7 +206,10 @@ class Project:
         unknown = [name for name in names if name not in locked]
         if unknown:
             known = ", ".join(sorted(locked)) or "none"
-            raise InputError(f"{self.lock_path}: no locked image named {unknown[0]!r} (locked: {known})")
+            raise InputError(
+                f"{self.lock_path}: no locked image named {unknown[0]!r} (locked: {known})"
+                + did_you_mean(unknown[0], locked)
+            )
         targets = []
         for name in names or sorted(locked):
             entry, spec = locked[name], config.images.get(name)
@@ -379,7 +383,9 @@ class Project:
         entries = self._locked_entries()
         if name not in entries:
             known = ", ".join(sorted(entries)) or "none"
-            raise InputError(f"{self.lock_path}: no image named {name!r} (images.lock has: {known})")
+            raise InputError(
+                f"{self.lock_path}: no image named {name!r} (images.lock has: {known}){did_you_mean(name, entries)}"
+            )
         entry = relocate_entry(entries[name], relocations)
         digest = entry.digest
         if platform is not None:
@@ -428,6 +434,7 @@ class Project:
         if name not in config.images:
             raise InputError(
                 f"{self.config_path}: no image named {name!r} (images: {', '.join(config.images) or 'none'})"
+                + did_you_mean(name, config.images)
             )
         return config.images[name]
 
