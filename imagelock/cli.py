@@ -216,7 +216,10 @@ def _change_kind_text(change: Change) -> Text:
         return Text.assemble(f"{new.tag} ", ("rebuilt", style), f"  {_short(old.digest)} → {_short(new.digest)}")
     if old.image != new.image:
         return Text(f"{old.image}:{old.tag} → {new.image}:{new.tag}", style=style)
-    return Text.assemble(f"{old.tag} → ", (new.tag, style))
+    text = Text.assemble(f"{old.tag} → ", (new.tag, style))
+    if change.kind == "downgraded":
+        text.append(" (downgraded)", style=style)
+    return text
 
 
 def _entry_json(entry: LockedImage | None) -> dict[str, Any] | None:

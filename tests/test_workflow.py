@@ -76,6 +76,21 @@ def test_pins_stay_until_asked_and_update_moves_only_what_is_named(
     assert project.run("outdated", "--exit-code").exit_code == 0
 
 
+def test_a_move_to_an_older_version_is_marked_downgraded(
+    project: Project, registry: Registry, repos: tuple[str, str]
+) -> None:
+    web, _ = repos
+    project.write(f'[images.web]\nimage = "{registry.host}/{web}"\nversion = ">=1"\n')
+    assert project.run("lock").exit_code == 0
+    project.write(f'[images.web]\nimage = "{registry.host}/{web}"\nversion = "<1.1"\n')
+
+    dry_run = project.run("update", "web", "--dry-run", "--json")
+    assert [(c["name"], c["change"]) for c in json.loads(dry_run.stdout)["changes"]] == [("web", "downgraded")]
+    result = project.run("lock")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "web  1.1.0 → 1.0.0 (downgraded)\n"
+
+
 def test_lock_upgrade_spellings(project: Project, registry: Registry, repos: tuple[str, str]) -> None:
     web, api = repos
     project.write(two_images(registry, repos))
