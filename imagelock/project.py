@@ -131,7 +131,8 @@ class Project:
             )
             resolved = self._run(lambda client: resolve_all(to_resolve, client, locked, self.events, gate), config)
         new_images = {**kept, **{name: resolution.locked for name, resolution in resolved.items()}}
-        new_lock = Lock(inputs=config.inputs_hash, images=new_images, command=self._command())
+        source = os.path.relpath(self.config_path, self.lock_path.parent)
+        new_lock = Lock(inputs=config.inputs_hash, images=new_images, command=self._command(), source=source)
         changes = tuple(
             replace(change, skipped=resolved[change.name].skipped_summary) if change.name in resolved else change
             for change in changes_between(locked, new_lock.images, config)

@@ -12,7 +12,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imagelock.errors import InputError
-from imagelock.lockfile import DEFAULT_COMMAND, Lock, LockedImage, read_lock, toml_key, toml_string, write_atomic
+from imagelock.lockfile import (
+    DEFAULT_COMMAND,
+    DEFAULT_SOURCE,
+    Lock,
+    LockedImage,
+    read_lock,
+    toml_key,
+    toml_string,
+    write_atomic,
+)
 
 
 def digest(character: str) -> str:
@@ -69,10 +78,11 @@ def test_every_lock_reads_back_as_written(
     tmp_path_factory: pytest.TempPathFactory, names: list[str], evidence: dict[str, str]
 ) -> None:
     images = {name: replace(entry("web"), name=name, verified={"method": "cosign", **evidence}) for name in names}
-    lock = Lock(inputs=digest("e"), images=images, command="imagelock lock -c 'odd \\ \"dir\"\n[x]/images.toml'")
+    odd = 'odd \\ "dir"\n[x]/images.toml'
+    lock = Lock(inputs=digest("e"), images=images, command=f"imagelock lock -c '{odd}'", source=odd)
     path = tmp_path_factory.mktemp("lock") / "images.lock"
     write_atomic(path, lock.dumps())
-    assert read_lock(path) == replace(lock, command=DEFAULT_COMMAND)
+    assert read_lock(path) == replace(lock, command=DEFAULT_COMMAND, source=DEFAULT_SOURCE)  # header: not read
 
 
 def test_missing_lock_is_none(tmp_path: Path) -> None:
