@@ -255,6 +255,11 @@ def _report_lock(result: LockResult, lock_path: Path, *, dry_run: bool, verbose:
     else:
         shown = result.changes if verbose else result.changed
         _print_rows([[Text(change.name, style="bold"), _change_text(change)] for change in shown])
+    if result.merged is not None:
+        again = ", ".join(result.merged.disputed) or "none"
+        typer.echo(
+            f"merged the git conflict in {lock_path} (entries the two sides lock differently: {again})", err=True
+        )
     count = len(result.lock.images)
     if dry_run:
         summary = f"dry run: {len(result.changed)} change(s); {lock_path} not written"

@@ -118,7 +118,93 @@ def read_at_most(handle: BinaryIO, limit: int) -> bytes:
 
 
 def read_lock(path: Path) -> Lock | None:
-    """The lock at ``path``, or None when there is none; InputError when it cannot be trusted."""
+    """The lock at ``path``, or None when there is none; InputError when it cannot be trusted.
+
+    A lock with git conflict markers is refused: only ``imagelock lock`` merges it (``read_lock_merging``).
+    """
+    text = _read_text(path)
+    if text is None:
+        return None
+    if split_conflict(path, text) is not None:
+        raise InputError(f"{path}: has unresolved git merge conflicts; run 'imagelock lock' to merge them")
+    return _parse_text(path, text)
+
+
+@dataclass(frozen=True)
+class MergedConflict:
+    """How the two sides of a lock's git merge conflict were merged."""
+
+    disputed: tuple[str, ...]  # entries the two sides lock differently: kept as our side has them, to resolve again
+
+
+def read_lock_merging(path: Path) -> tuple[Lock | None, MergedConflict | None]:
+    """The lock at ``path``; when it has git conflict markers, the merge of its two sides.
+
+    The merge keeps every entry both sides lock alike and every entry only one side has. An entry
+    the sides lock differently is taken from the side that changed it when the conflict shows the
+    base (diff3 style) and the other side left it as it was; otherwise it is disputed: kept as our
+    side has it (what a change is shown against), to be resolved again.
+    """
+    text = _read_text(path)
+    if text is None:
+        return None, None
+    sides = split_conflict(path, text)
+    if sides is None:
+        return _parse_text(path, text), None
+    our_lock = _parse_text(path, sides.ours, "our side of the conflict")
+    ours = our_lock.images
+    theirs = _parse_text(path, sides.theirs, "their side of the conflict").images
+    base = _parse_text(path, sides.base, "the base of the conflict").images if sides.base is not None else {}
+    images: dict[str, LockedImage] = {}
+    disputed: list[str] = []
+    for name in sorted(set(ours) | set(theirs)):
+        mine, other, before = ours.get(name), theirs.get(name), base.get(name)
+        if other is not None and (mine is None or mine == before):
+            images[name] = other
+        elif mine is not None:
+            images[name] = mine
+            if other is not None and other not in (mine, before):
+                disputed.append(name)
+    return Lock(inputs=our_lock.inputs, images=images), MergedConflict(tuple(disputed))
+
+
+@dataclass(frozen=True)
+class ConflictSides:
+    ours: str
+    theirs: str
+    base: str | None  # only in diff3 style (``|||||||`` sections)
+
+
+_MARKERS = {"<<<<<<<": "ours", "|||||||": "base", "=======": "theirs", ">>>>>>>": "common"}
+_NEXT_SECTIONS = {"common": ("ours",), "ours": ("base", "theirs"), "base": ("theirs",), "theirs": ("common",)}
+
+
+def split_conflict(path: Path, text: str) -> ConflictSides | None:
+    """The two sides (and the base, in diff3 style) of a text with git conflict markers; None when it has none."""
+    if "<<<<<<<" not in text:
+        return None
+    sections: dict[str, list[str]] = {"ours": [], "theirs": [], "base": []}
+    section, hunks, hunks_with_base = "common", 0, 0
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        marker = _MARKERS.get(line[:7]) if line[7:8] in ("", " ", "\n", "\r") else None
+        if marker is None:
+            for side in ("ours", "theirs", "base") if section == "common" else (section,):
+                sections[side].append(line)
+            continue
+        if marker not in _NEXT_SECTIONS[section]:
+            raise InputError(f"{path}:{number}: unexpected conflict marker {line[:7]!r}; resolve the conflict by hand")
+        hunks += marker == "ours"
+        hunks_with_base += marker == "base"
+        section = marker
+    if section != "common":
+        raise InputError(f"{path}: a conflict marker is missing its closing '>>>>>>>'; resolve the conflict by hand")
+    if not hunks:
+        return None
+    base = "".join(sections["base"]) if hunks_with_base == hunks else None
+    return ConflictSides("".join(sections["ours"]), "".join(sections["theirs"]), base)
+
+
+def _read_text(path: Path) -> str | None:
     try:
         with path.open("rb") as handle:
             raw = read_at_most(handle, MAX_FILE_BYTES + 1)
@@ -129,8 +215,17 @@ def read_lock(path: Path) -> Lock | None:
     if len(raw) > MAX_FILE_BYTES:
         raise InputError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB; not an images.lock")
     try:
-        document = tomli.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomli.TOMLDecodeError) as error:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path}: not a valid lock file ({error}); delete it and run 'imagelock lock'") from None
+
+
+def _parse_text(path: Path, text: str, part: str | None = None) -> Lock:
+    try:
+        document = tomli.loads(text)
+    except tomli.TOMLDecodeError as error:
+        if part is not None:
+            raise InputError(f"{path}: {part} is not a valid lock ({error}); resolve the conflict by hand") from None
         raise InputError(f"{path}: not a valid lock file ({error}); delete it and run 'imagelock lock'") from None
     return _parse_lock(path, document)
 

@@ -20,7 +20,7 @@ from packaging.specifiers import SpecifierSet
 from imagelock.config import Config, ImageSpec, RegistrySettings, load_config, parse_config
 from imagelock.errors import InputError
 from imagelock.events import Events, Silent
-from imagelock.lockfile import Lock, LockedImage, exclusive, read_lock, write_atomic
+from imagelock.lockfile import Lock, LockedImage, MergedConflict, exclusive, read_lock, read_lock_merging, write_atomic
 from imagelock.versions import TagMatcher
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ class LockResult:
     lock: Lock
     changes: tuple[Change, ...]  # one per entry of the old or new lock, sorted by name
     written: bool  # the lock file was (or, before writing, needs to be) rewritten
+    merged: MergedConflict | None = None  # the lock had git conflict markers, and this is how they were merged
 
     @property
     def changed(self) -> tuple[Change, ...]:
@@ -92,7 +93,10 @@ class Project:
         """
         with self._writing(dry_run):
             config = load_config(self.config_path)
-            result = self._resolve_lock(config, self._existing(), upgrade)
+            existing, merged = read_lock_merging(self.lock_path)
+            if merged is not None and upgrade is not True:  # the entries a merged conflict disputes: resolved again
+                upgrade = {*(upgrade or ()), *(name for name in merged.disputed if name in config.images)}
+            result = replace(self._resolve_lock(config, existing, upgrade), merged=merged)
             if dry_run:
                 return replace(result, written=False)
             if result.written:

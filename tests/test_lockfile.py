@@ -17,7 +17,9 @@ from imagelock.lockfile import (
     DEFAULT_SOURCE,
     Lock,
     LockedImage,
+    MergedConflict,
     read_lock,
+    read_lock_merging,
     toml_key,
     toml_string,
     write_atomic,
@@ -201,3 +203,46 @@ def test_a_link_to_anything_but_a_file_is_refused_and_nothing_is_written(tmp_pat
         write_atomic(tmp_path / "images.lock", "new")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert list((tmp_path / "a-directory").iterdir()) == []
+
+
+def conflicted(path: Path, ours: Lock, theirs: Lock, base: Lock | None = None) -> Path:
+    """A lock whose whole body is one conflict, as git writes it (diff3 style when there is a base)."""
+    middle = f"||||||| base\n{base.dumps()}" if base is not None else ""
+    path.write_text(f"<<<<<<< ours\n{ours.dumps()}{middle}=======\n{theirs.dumps()}>>>>>>> theirs\n")
+    return path
+
+
+def lock_with(*entries: LockedImage) -> Lock:
+    return Lock(inputs=digest("e"), images={image.name: image for image in entries})
+
+
+@pytest.mark.parametrize("with_base", [False, True])
+def test_a_conflict_merges_what_one_side_changed_only_when_the_base_shows_it(tmp_path: Path, with_base: bool) -> None:
+    base = lock_with(entry("web"), entry("api"))
+    ours = lock_with(entry("web", "1.1"), entry("api"), entry("db"))
+    theirs = lock_with(entry("web"), entry("api", "1.2"), entry("cache"))
+    path = conflicted(tmp_path / "images.lock", ours, theirs, base if with_base else None)
+
+    merged, conflict = read_lock_merging(path)
+
+    assert merged is not None
+    expected = {"db": "1.0", "cache": "1.0", "web": "1.1", "api": "1.2" if with_base else "1.0"}
+    assert {name: image.tag for name, image in merged.images.items()} == expected  # disputed: as our side has it
+    assert conflict == MergedConflict(() if with_base else ("api", "web"))
+    with pytest.raises(InputError, match="has unresolved git merge conflicts; run 'imagelock lock' to merge them"):
+        read_lock(path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<<<<<<< ours\nversion = 1\n",
+        "<<<<<<< ours\nversion = 1\n>>>>>>> theirs\n",
+        "<<<<<<< ours\n=======\n||||||| base\n>>>>>>> theirs\n",
+    ],
+)
+def test_broken_conflict_markers_are_refused_asking_for_a_merge_by_hand(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "images.lock"
+    path.write_text(text)
+    with pytest.raises(InputError, match="resolve the conflict by hand"):
+        read_lock_merging(path)
