@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from packaging.specifiers import SpecifierSet
 
-from imagelock.config import Config, ImageSpec, RegistrySettings, load_config, parse_config
+from imagelock.config import Config, ImageSpec, RegistrySettings, constraint_changes, load_config, parse_config
 from imagelock.errors import InputError
 from imagelock.events import Events, Silent
 from imagelock.lockfile import Lock, LockedImage, MergedConflict, exclusive, read_lock, read_lock_merging, write_atomic
@@ -65,7 +65,7 @@ class LockResult:
 @dataclass(frozen=True)
 class Staleness:
     name: str
-    reason: str  # "not locked", "spec changed", "not in images.toml", "inputs hash does not match images.toml"
+    reason: str  # "not locked", what changed (`version ">=1.25" → ">=1.26"`), "not in images.toml", "inputs hash …"
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class Project:
                 f"{self.config_path}: no image named {unknown[0]!r} (images: {', '.join(config.images) or 'none'})"
             )
         kept = {
-            name: locked[name]
+            name: replace(locked[name], constraint=spec.constraint)  # in words what the hash already vouches for
             for name, spec in config.images.items()
             if name not in upgrading and name in locked and _is_current(locked[name], spec)
         }
@@ -162,7 +162,7 @@ class Project:
         existing = self._existing()
         locked = existing.images if existing is not None else {}
         stale = [
-            Staleness(name, "spec changed" if name in locked else "not locked")
+            Staleness(name, _what_changed(locked[name], spec) if name in locked else "not locked")
             for name, spec in config.images.items()
             if name not in locked or not _is_current(locked[name], spec)
         ]
@@ -504,6 +504,15 @@ def _render_jobs(paths: Sequence[Path], out: Path | None) -> list[tuple[Path, Pa
 
 def _is_current(entry: LockedImage, spec: ImageSpec) -> bool:
     return entry.spec == spec.spec_hash and entry.image == str(spec.repository)
+
+
+def _what_changed(entry: LockedImage, spec: ImageSpec) -> str:
+    """Why a stale entry is stale, key by key when the lock recorded its constraint: ``version ">=1.25" → ">=1.26"``."""
+    changes = [] if entry.image == str(spec.repository) else [f'image "{entry.image}" → "{spec.repository}"']
+    if entry.constraint is None:  # an older imagelock's lock: only the hash to go by
+        return ", ".join(changes) or "spec changed"
+    changes += constraint_changes(entry.constraint, spec)
+    return ", ".join(changes) or "spec changed (verify or audit gate)"
 
 
 def changes_between(

@@ -75,11 +75,14 @@ NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True)
 EVIDENCE = st.dictionaries(st.text(min_size=1, max_size=12), st.text(max_size=40), max_size=4)
 
 
-@given(names=st.lists(NAMES, min_size=1, max_size=4, unique=True), evidence=EVIDENCE)
+@given(names=st.lists(NAMES, min_size=1, max_size=4, unique=True), evidence=EVIDENCE, words=st.text())
 def test_every_lock_reads_back_as_written(
-    tmp_path_factory: pytest.TempPathFactory, names: list[str], evidence: dict[str, str]
+    tmp_path_factory: pytest.TempPathFactory, names: list[str], evidence: dict[str, str], words: str
 ) -> None:
-    images = {name: replace(entry("web"), name=name, verified={"method": "cosign", **evidence}) for name in names}
+    images = {
+        name: replace(entry("web"), name=name, verified={"method": "cosign", **evidence}, constraint=words)
+        for name in names
+    }
     odd = 'odd \\ "dir"\n[x]/images.toml'
     lock = Lock(inputs=digest("e"), images=images, command=f"imagelock lock -c '{odd}'", source=odd)
     path = tmp_path_factory.mktemp("lock") / "images.lock"
