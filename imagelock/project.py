@@ -89,7 +89,8 @@ class Project:
         """Bring the lock up to date with images.toml, like pip-compile.
 
         Entries whose spec is unchanged keep their pins unless ``upgrade`` is true (all) or names
-        them; new, changed and upgraded entries are resolved; removed ones are dropped.
+        them; new, changed and upgraded entries are resolved; removed ones are dropped. A lock with
+        git conflict markers is merged first; the entries its two sides dispute are resolved again.
         """
         with self._writing(dry_run):
             config = load_config(self.config_path)
