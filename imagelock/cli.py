@@ -266,7 +266,10 @@ def _change_kind_text(change: Change) -> Text:
         return Text.assemble(f"{new.tag} ", ("rebuilt", style), f"  {_short(old.digest)} → {_short(new.digest)}")
     if old.image != new.image:
         return Text(f"{old.image}:{old.tag} → {new.image}:{new.tag}", style=style)
-    return Text.assemble(f"{old.tag} → ", (new.tag, style))
+    text = Text.assemble(f"{old.tag} → ", (new.tag, style))
+    if change.kind == "downgraded":
+        text.append(" (downgraded)", style=style)
+    return text
 
 
 def _entry_json(entry: LockedImage | None) -> dict[str, Any] | None:
@@ -302,6 +305,11 @@ def _report_lock(result: LockResult, lock_path: Path, *, dry_run: bool, verbose:
     else:
         shown = result.changes if verbose else result.changed
         _print_rows([[Text(change.name, style="bold"), _change_text(change)] for change in shown])
+    if result.merged is not None:
+        again = ", ".join(result.merged.disputed) or "none"
+        typer.echo(
+            f"merged the git conflict in {lock_path} (entries the two sides lock differently: {again})", err=True
+        )
     count = len(result.lock.images)
     if dry_run:
         summary = f"dry run: {len(result.changed)} change(s); {lock_path} not written"
