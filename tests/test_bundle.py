@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -17,8 +18,10 @@ import pytest
 from tests.conftest import Project
 from tests.support.registry import RegistryServer
 from tests.test_mirror import (  # the mirror's source registry and its helpers: a bundle is a mirror on disk
+    BIG_LAYER,
     IMAGES,
     Source,
+    images_toml,
     lock_against,
     locked,
     locked_project,
@@ -214,3 +217,108 @@ def test_bundling_an_image_that_is_not_in_the_lock_is_exit_2(tmp_path: Path, sou
     assert result.exit_code == 2
     assert "no locked image named 'nope'" in result.stderr
     assert not (tmp_path / "bundle").exists()
+
+
+def test_verify_bundle_checks_every_entry_offline_and_verifies_signatures(
+    tmp_path: Path, source: Source, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = locked_project(tmp_path, source)
+    out = tmp_path / "bundle.tar"
+    bundled(project, out)
+
+    async def no_network(*arguments: object, **options: object) -> None:
+        raise AssertionError("verify --bundle sent a request")
+
+    monkeypatch.setattr("imagelock.registry.transport.Transport.request", no_network)
+    result = project.run("verify", "--bundle", str(out), "--json")
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True
+    assert {image["name"] for image in report["images"]} == set(IMAGES)
+
+
+def test_verify_bundle_is_exit_1_when_the_bundle_lacks_an_entry_or_holds_one_the_lock_does_not(
+    tmp_path: Path, source: Source
+) -> None:
+    project = locked_project(tmp_path, source)
+    only_web = tmp_path / "web-only"
+    bundled(project, only_web, "web")
+
+    lacking = project.run("verify", "--bundle", str(only_web))
+
+    assert lacking.exit_code == 1
+    assert "not in the bundle" in lacking.stdout
+    assert f"{len(IMAGES) - 1} of {len(IMAGES)} image(s) failed verification" in lacking.stderr
+    everything = tmp_path / "everything"
+    bundled(project, everything)
+    project.write(images_toml(source.host, source.key_path, only=("web",)))
+    assert project.run("lock").exit_code == 0
+
+    extra = project.run("verify", "--bundle", str(everything))
+
+    assert extra.exit_code == 1
+    assert "in the bundle, not in the lock" in extra.stdout
+
+
+def test_verify_bundle_is_exit_1_when_a_signature_the_policy_requires_is_not_in_the_bundle(
+    tmp_path: Path, source: Source
+) -> None:
+    project = locked_project(tmp_path, source)
+    out = tmp_path / "bundle"
+    bundled(project, out)
+    index_path = out / "index.json"
+    index = json.loads(index_path.read_text())
+    index["manifests"] = [
+        m for m in index["manifests"] if not m["annotations"]["io.containerd.image.name"].endswith(".sig")
+    ]
+    index_path.write_text(json.dumps(index))
+
+    result = project.run("verify", "--bundle", str(out))
+
+    assert result.exit_code == 1
+    assert "signature:" in result.stdout
+    assert "1 of" in result.stderr  # web's; app's v3 bundle is a referrer, still there
+
+
+def flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_tampered_bundle_is_refused_by_verify_and_load_naming_the_blob_and_nothing_is_pushed(
+    tmp_path: Path, source: Source, target: RegistryServer
+) -> None:
+    project = locked_project(tmp_path, source)
+    out = tmp_path / "bundle"
+    bundled(project, out)
+    layer = "sha256:" + hashlib.sha256(BIG_LAYER).hexdigest()
+    flip_a_byte(out / "blobs" / "sha256" / layer.removeprefix("sha256:"))
+
+    verified = project.run("verify", "--bundle", str(out))
+    loaded = project.run("load", str(out), target.host)
+
+    for result in (verified, loaded):
+        assert result.exit_code == 3, result.stderr
+        assert f"blob {layer} does not match its digest" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert catalog(target) == []
+
+
+def test_a_truncated_bundle_tar_is_refused_naming_the_blob_and_nothing_is_pushed(
+    tmp_path: Path, source: Source, target: RegistryServer
+) -> None:
+    project = locked_project(tmp_path, source)
+    out = tmp_path / "bundle.tar"
+    bundled(project, out)
+    with out.open("r+b") as handle:
+        handle.truncate(out.stat().st_size * 2 // 3)
+
+    verified = project.run("verify", "--bundle", str(out))
+    loaded = project.run("load", str(out), target.host)
+
+    for result in (verified, loaded):
+        assert result.exit_code == 3, result.stderr
+        assert re.search(r"blob sha256:[0-9a-f]{64} is (missing|truncated|\d+ bytes)", result.stderr), result.stderr
+    assert catalog(target) == []
