@@ -571,16 +571,19 @@ class _TarWriter:
                     _add(handle, name, body)
                 for manifest in contents.manifests.values():
                     _add(handle, _blob_name(manifest.digest), manifest.body)
-                    size += len(manifest.body)
-                reusable = []
+                    if await _holds(previous, manifest.digest, len(manifest.body)):
+                        present += 1
+                    else:
+                        written, size = written + 1, size + len(manifest.body)
+                reusable = set()
                 for descriptor, _ in contents.blobs.values():
-                    if previous is not None and await _reusable(previous, descriptor):
-                        reusable.append(descriptor)
+                    if await _holds(previous, descriptor.digest, descriptor.size):
+                        reusable.add(descriptor.digest)
                     else:
                         progress.planned(descriptor.size)
                 for descriptor, source in contents.blobs.values():
                     sink = _start_member(handle, _blob_name(descriptor.digest), descriptor.size)
-                    if descriptor in reusable and previous is not None:
+                    if previous is not None and descriptor.digest in reusable:
                         await previous.stream_blob(source, descriptor.digest, sink, max_bytes=descriptor.size)
                         _pad(handle, descriptor.size)
                         present += 1
@@ -605,7 +608,7 @@ class _TarWriter:
         finally:
             if previous is not None:
                 previous.close()
-        return written + len(contents.manifests), present, size
+        return written, present, size
 
     def _previous(self) -> BundleReader | None:
         if not self._path.is_file():
@@ -616,9 +619,12 @@ class _TarWriter:
             return None  # not a bundle we can read: written anew
 
 
-async def _reusable(previous: BundleReader, descriptor: Descriptor) -> bool:
+async def _holds(previous: BundleReader | None, digest: str, size: int) -> bool:
+    """Whether the earlier bundle holds this blob intact (it is then copied, not fetched again)."""
+    if previous is None:
+        return False
     try:
-        await previous.check_blob(descriptor.digest, descriptor.size)
+        await previous.check_blob(digest, size)
     except BundleError:
         return False
     return True

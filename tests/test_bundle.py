@@ -11,10 +11,12 @@ import shutil
 import subprocess
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from imagelock.project import Project as Operations
 from tests.conftest import Project
 from tests.support.registry import RegistryServer
 from tests.test_mirror import (  # the mirror's source registry and its helpers: a bundle is a mirror on disk
@@ -46,10 +48,10 @@ def skopeo(*arguments: str) -> subprocess.CompletedProcess[bytes]:
     return result
 
 
-def bundled(project: Project, out: Path, *names: str) -> dict[str, object]:
+def bundled(project: Project, out: Path, *names: str) -> dict[str, Any]:
     result = project.run("bundle", str(out), *names, "--json")
     assert result.exit_code == 0, result.stderr
-    report: dict[str, object] = json.loads(result.stdout)
+    report: dict[str, Any] = json.loads(result.stdout)
     return report
 
 
@@ -88,7 +90,7 @@ def test_a_bundle_directory_is_an_oci_layout_naming_each_image_with_the_lock_ins
     web = pins["web"]["digest"]
     assert isinstance(web, str)
     assert f"{source.host}/library/nginx:{web.replace(':', '-')}.sig" in signatures
-    by_name = {image["name"]: image for image in report["images"]}  # type: ignore[attr-defined]
+    by_name = {image["name"]: image for image in report["images"]}
     assert by_name["web"]["signatures"] == 2
     assert by_name["app"]["signatures"] == 1
     for blob in (out / "blobs" / "sha256").iterdir():  # every blob is stored once, under its own digest
@@ -106,16 +108,42 @@ def test_skopeo_inspect_reads_the_locked_digests_bytes_from_the_bundle(tmp_path:
         assert "sha256:" + hashlib.sha256(raw).hexdigest() == locked(project)[name]["digest"]
 
 
-def test_a_second_bundle_run_adds_only_what_is_missing(tmp_path: Path, source: Source) -> None:
+@pytest.mark.parametrize("name", ["bundle", "bundle.tar"])
+def test_a_second_bundle_run_adds_only_what_is_missing(tmp_path: Path, source: Source, name: str) -> None:
     project = locked_project(tmp_path, source)
-    out = tmp_path / "bundle"
+    out = tmp_path / name
     first = bundled(project, out, "web")
     assert first["blobs_written"]
 
     second = bundled(project, out, "web", "big")
 
     assert second["blobs_present"] == first["blobs_written"]  # everything of web's is kept, not fetched again
-    assert bundled(project, out, "web", "big")["blobs_written"] == 0
+    assert second["bytes_written"] >= len(BIG_LAYER)
+    third = bundled(project, out, "web", "big")
+    assert third["blobs_written"] == third["bytes_written"] == 0
+
+
+class ByteCounter:
+    """A TransferProgress that adds up what it is told."""
+
+    def __init__(self) -> None:
+        self.total = self.done = 0
+
+    def planned(self, size: int) -> None:
+        self.total += size
+
+    def transferred(self, size: int) -> None:
+        self.done += size
+
+
+def test_bundle_progress_is_reported_in_bytes(tmp_path: Path, source: Source) -> None:
+    project = locked_project(tmp_path, source)
+    counter = ByteCounter()
+
+    result = Operations.at(project.config).bundle(tmp_path / "bundle.tar", ["big"], progress=counter)
+
+    assert counter.total == counter.done > len(BIG_LAYER)
+    assert result.bytes_written > counter.done  # plus the manifests, fetched whole beforehand
 
 
 @pytest.mark.parametrize("form", ["directory", "tar"])
