@@ -400,11 +400,11 @@ async def write_bundle(
     progress: TransferProgress | None = None,
 ) -> BundleResult:
     """Write ``entries`` (with ``lock`` restricted to them inside) as an OCI layout at ``out``."""
+    writer: _Writer = _TarWriter(out) if out.suffix == ".tar" else _DirectoryWriter(out)  # refuses a bad OUT first
     contents = _Contents([], {}, {})
     images = [await _collect(entry, client, events, contents) for entry in entries]
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": contents.roots}, indent=2).encode()
     inside = replace(lock, images={entry.name: entry for entry in entries}).dumps().encode()
-    writer: _Writer = _TarWriter(out) if out.suffix == ".tar" else _DirectoryWriter(out)
     tally = await writer.write(contents, index, inside, client, progress or NoProgress())
     return BundleResult(str(out), tuple(images), *tally)
 

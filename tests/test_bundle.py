@@ -350,3 +350,18 @@ def test_a_truncated_bundle_tar_is_refused_naming_the_blob_and_nothing_is_pushed
         assert result.exit_code == 3, result.stderr
         assert re.search(r"blob sha256:[0-9a-f]{64} is (missing|truncated|\d+ bytes)", result.stderr), result.stderr
     assert catalog(target) == []
+
+
+def test_bundling_into_a_directory_that_is_not_a_layout_is_exit_2_and_leaves_it_alone(
+    tmp_path: Path, source: Source
+) -> None:
+    project = locked_project(tmp_path, source)
+    elsewhere = tmp_path / "documents"
+    elsewhere.mkdir()
+    (elsewhere / "notes.txt").write_text("mine")
+
+    result = project.run("bundle", str(elsewhere))
+
+    assert result.exit_code == 2
+    assert "not an OCI layout" in result.stderr
+    assert [path.name for path in elsewhere.iterdir()] == ["notes.txt"]
