@@ -80,12 +80,18 @@ class _DirectoryStore:
 
     def size(self, name: str) -> int | None:
         path = self._root / name
-        return path.stat().st_size if path.is_file() else None
+        try:
+            return path.stat().st_size if path.is_file() else None
+        except OSError as error:
+            raise _unreadable(path, error) from None
 
     def read(self, name: str, offset: int, length: int) -> bytes:
-        with (self._root / name).open("rb") as handle:
-            handle.seek(offset)
-            return handle.read(length)
+        try:
+            with (self._root / name).open("rb") as handle:
+                handle.seek(offset)
+                return handle.read(length)
+        except OSError as error:
+            raise _unreadable(self._root / name, error) from None
 
     def close(self) -> None:
         pass
@@ -95,7 +101,11 @@ class _TarStore:
     """A tar's regular members, read in place (never extracted)."""
 
     def __init__(self, path: Path) -> None:
-        self._handle: BinaryIO = path.open("rb")
+        self._path = path
+        try:
+            self._handle: BinaryIO = path.open("rb")
+        except OSError as error:
+            raise _unreadable(path, error) from None
         self._members: dict[str, tuple[int, int]] = {}
         try:
             with tarfile.open(fileobj=self._handle, mode="r:") as archive:
@@ -114,11 +124,18 @@ class _TarStore:
 
     def read(self, name: str, offset: int, length: int) -> bytes:
         start, size = self._members[name]
-        self._handle.seek(start + offset)
-        return self._handle.read(max(0, min(length, size - offset)))
+        try:
+            self._handle.seek(start + offset)
+            return self._handle.read(max(0, min(length, size - offset)))
+        except OSError as error:
+            raise _unreadable(self._path, error) from None
 
     def close(self) -> None:
         self._handle.close()
+
+
+def _unreadable(path: Path, error: OSError) -> BundleError:
+    return BundleError(f"{path}: cannot read: {error.strerror or error}")
 
 
 def _normal_name(name: str) -> str:
@@ -405,7 +422,10 @@ async def write_bundle(
     images = [await _collect(entry, client, events, contents) for entry in entries]
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": contents.roots}, indent=2).encode()
     inside = replace(lock, images={entry.name: entry for entry in entries}).dumps().encode()
-    tally = await writer.write(contents, index, inside, client, progress or NoProgress())
+    try:
+        tally = await writer.write(contents, index, inside, client, progress or NoProgress())
+    except OSError as error:
+        raise InputError(f"{out}: cannot write: {error.strerror or error}") from None
     return BundleResult(str(out), tuple(images), *tally)
 
 

@@ -365,3 +365,28 @@ def test_bundling_into_a_directory_that_is_not_a_layout_is_exit_2_and_leaves_it_
     assert result.exit_code == 2
     assert "not an OCI layout" in result.stderr
     assert [path.name for path in elsewhere.iterdir()] == ["notes.txt"]
+
+
+def test_a_full_disk_while_writing_a_tar_is_one_line_exit_2_and_leaves_no_bundle(
+    tmp_path: Path, source: Source
+) -> None:
+    project = locked_project(tmp_path, source)
+    out = tmp_path / "bundle.tar"
+    (tmp_path / "bundle.tar.partial").symlink_to("/dev/full")  # where the tar is streamed before its rename
+
+    result = project.run("bundle", str(out), "web")
+
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {out}: cannot write: No space left on device\n"
+    assert not out.exists()
+
+
+def test_bundling_a_stale_lock_is_exit_1_and_writes_nothing(tmp_path: Path, source: Source) -> None:
+    project = locked_project(tmp_path, source)
+    project.write(project.config.read_text().replace('tag = "1.26.2"', 'tag = "1.27.0"'))
+
+    result = project.run("bundle", str(tmp_path / "bundle"))
+
+    assert result.exit_code == 1
+    assert "is stale" in result.stderr
+    assert not (tmp_path / "bundle").exists()
