@@ -10,7 +10,8 @@ What the target already has is skipped: a manifest present by digest (a registry
 manifest only once everything it references is there, so its whole tree is present), a blob
 present by ``HEAD``. A blob placed in one repository of the target during the run is mounted into
 the others. A second run therefore copies nothing, and a run cut short resumes where it stopped.
-Nothing here knows about the terminal; progress is reported through ``TransferProgress``.
+The images are read from their own registries, or (``imagelock load``) from a bundle: any
+``ImageReader``. Nothing here knows about the terminal; progress is reported through ``TransferProgress``.
 """
 
 from __future__ import annotations
