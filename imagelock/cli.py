@@ -102,6 +102,10 @@ DbOption = Annotated[
     typer.Option("--db", help="OSV records offline: a directory of *.json records or all.zip exports, or one zip."),
 ]
 OsvUrlOption = Annotated[str | None, typer.Option("--osv-url", help="The OSV API to ask (default: api.osv.dev).")]
+BundleOption = Annotated[
+    Path | None,
+    typer.Option("--bundle", help="Read the images from this bundle ('imagelock bundle'), offline: no registry."),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a machine-readable report (see docs/commands.md).")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print what would change; write nothing.")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="List unchanged images too.")]
@@ -486,9 +490,11 @@ def verify_command(
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
     as_json: JsonOption = False,
+    bundle: BundleOption = None,
 ) -> None:
-    """Check that every locked digest still exists and offers its locked platforms (online, read-only)."""
-    results = _run(context, config, lockfile, lambda project: project.verify())
+    """Check that every locked digest still exists and offers its locked platforms (online, read-only),
+    or with --bundle, offline, that a bundle holds exactly what the lock says."""
+    results = _run(context, config, lockfile, lambda project: project.verify(bundle=bundle))
     failed = [result for result in results if not result.ok]
     if as_json:
         images = [{"name": r.name, "reference": r.reference, "ok": r.ok, "problems": list(r.problems)} for r in results]
@@ -659,6 +665,7 @@ def audit_command(
         typer.Option("--sarif", help="Also write the findings as SARIF 2.1.0 to this file.", dir_okay=False),
     ] = None,
     as_json: JsonOption = False,
+    bundle: BundleOption = None,
 ) -> None:
     """Find known vulnerabilities in the locked images. Exit 1 when a finding fails the audit policy."""
     from imagelock.audit.database import default_database_dir
@@ -674,7 +681,7 @@ def audit_command(
         context,
         config,
         lockfile,
-        lambda project: project.audit(list(names or []), fail_on=fail_on.lower() if fail_on else None),
+        lambda project: project.audit(list(names or []), fail_on=fail_on.lower() if fail_on else None, bundle=bundle),
         vulnerability_db=db,
         osv_url=osv_url,
     )
@@ -828,9 +835,10 @@ def export_command(
 
 
 class _BytesProgress:
-    """A progress bar in bytes for 'mirror', on stderr and only on a terminal."""
+    """A progress bar in bytes for 'mirror', 'bundle' and 'load', on stderr and only on a terminal."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "mirroring") -> None:
+        self.label = label
         self.console = _console(stderr=True)
         self.progress: Progress | None = None
         self.task: TaskID | None = None
@@ -840,10 +848,10 @@ class _BytesProgress:
             from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
             self.progress = Progress(
-                TextColumn("mirroring"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                TextColumn(self.label), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                 console=self.console, transient=True,
             )  # fmt: skip
-            self.task = self.progress.add_task("mirroring", total=0)
+            self.task = self.progress.add_task(self.label, total=0)
             self.progress.start()
         if self.progress is not None and self.task is not None:
             total = self.progress.tasks[0].total or 0
@@ -905,6 +913,91 @@ def mirror_command(
     total = sum(image.bytes_uploaded for image in result.images)
     typer.echo(
         f"mirrored {len(result.images)} image(s) to {result.target}: {copied} copied, {_size(total)} uploaded", err=True
+    )
+
+
+@app.command("bundle")
+def bundle_command(
+    context: typer.Context,
+    out: Annotated[Path, typer.Argument(help="A directory (OCI image layout), or a file ending in .tar.")],
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Images to bundle (default: all).", autocompletion=_complete_names)
+    ] = None,
+    config: ConfigOption = Path("images.toml"),
+    lockfile: LockfileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write the locked images, with their signatures and the lock, as an OCI image layout for air-gapped delivery."""
+    progress = _BytesProgress("bundling")
+    try:
+        result = _run(context, config, lockfile, lambda project: project.bundle(out, names or (), progress=progress))
+    finally:
+        progress.close()
+    if as_json:
+        images = [{"name": i.name, "reference": i.reference, "signatures": i.signatures} for i in result.images]
+        _print_json(
+            {
+                "bundle": result.path, "images": images, "blobs_written": result.blobs_written,
+                "blobs_present": result.blobs_present, "bytes_written": result.bytes_written,
+            }
+        )  # fmt: skip
+    else:
+        _print_rows(
+            [
+                [Text(i.name, style="bold"), i.reference, f"{i.signatures} signature(s)" if i.signatures else ""]
+                for i in result.images
+            ]
+        )
+    typer.echo(
+        f"bundled {len(result.images)} image(s) into {result.path}: {result.blobs_written} blob(s) written "
+        f"({_size(result.bytes_written)}), {result.blobs_present} already there",
+        err=True,
+    )
+
+
+@app.command("load")
+def load_command(
+    context: typer.Context,
+    bundle: Annotated[Path, typer.Argument(help="A bundle written by 'imagelock bundle' (directory or .tar).")],
+    target: Annotated[str, typer.Argument(help="Registry host and optional path, e.g. registry.internal:5000/mirror.")],
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Images to load (default: all in the bundle's lock).")
+    ] = None,
+    config: ConfigOption = Path("images.toml"),
+    lockfile: LockfileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Push a bundle's images, with their signatures, into TARGET/<repository path>, each digest checked first."""
+    progress = _BytesProgress("loading")
+    try:
+        result = _run(
+            context, config, lockfile, lambda project: project.load(bundle, target, names or (), progress=progress)
+        )
+    finally:
+        progress.close()
+    if as_json:
+        images = [
+            {"name": i.name, "target": i.target, "manifests_pushed": i.manifests_pushed,
+             "blobs_uploaded": i.blobs_uploaded, "bytes_uploaded": i.bytes_uploaded, "signatures": i.signatures}
+            for i in result.images
+        ]  # fmt: skip
+        _print_json({"target": result.target, "images": images})
+    else:
+        _print_rows(
+            [
+                [
+                    Text(i.name, style="bold"),
+                    i.target,
+                    Text("loaded", "green") if i.copied else Text("up to date", "dim"),
+                ]
+                for i in result.images
+            ]
+        )
+    uploaded = sum(image.bytes_uploaded for image in result.images)
+    copied = sum(1 for image in result.images if image.copied)
+    typer.echo(
+        f"loaded {len(result.images)} image(s) into {result.target}: {copied} copied, {_size(uploaded)} uploaded",
+        err=True,
     )
 
 

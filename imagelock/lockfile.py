@@ -386,3 +386,12 @@ def exclusive(directory: Path, on_wait: Callable[[str], None]) -> Iterator[None]
         yield
     finally:
         os.close(descriptor)
+
+
+def parse_lock(text: str, path: Path) -> Lock:
+    """A lock that is not a file of its own (the one inside a bundle); ``path`` names it in errors."""
+    try:
+        document = tomli.loads(text)
+    except tomli.TOMLDecodeError as error:
+        raise InputError(f"{path}: not a valid lock file ({error})") from None
+    return _parse_lock(path, document)

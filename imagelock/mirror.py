@@ -10,7 +10,8 @@ What the target already has is skipped: a manifest present by digest (a registry
 manifest only once everything it references is there, so its whole tree is present), a blob
 present by ``HEAD``. A blob placed in one repository of the target during the run is mounted into
 the others. A second run therefore copies nothing, and a run cut short resumes where it stopped.
-Nothing here knows about the terminal; progress is reported through ``TransferProgress``.
+The images are read from their own registries, or (``imagelock load``) from a bundle: any
+``ImageReader``. Nothing here knows about the terminal; progress is reported through ``TransferProgress``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from imagelock.registry.manifests import (
     sha256_digest,
 )
 from imagelock.registry.push import CHUNK_SIZE, Pusher, RestartUploadError
+from imagelock.registry.reader import ImageReader
 
 SIGNATURE_SUFFIXES = (".sig", ".att")  # cosign's tags beside the image: sha256-<hex>.sig, sha256-<hex>.att
 MAX_TRANSFERS = 8  # blobs uploading at once (each holds at most one chunk in memory)
@@ -170,17 +172,23 @@ async def mirror_all(
     *,
     events: Events,
     progress: TransferProgress | None = None,
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: int | None = None,
+    source: ImageReader | None = None,
 ) -> tuple[MirroredImage, ...]:
-    """Copy every planned entry to its destination, all concurrently."""
-    copier = _Copier(client, Pusher(client, chunk_size=chunk_size), events, progress or NoProgress())
+    """Copy every planned entry to its destination, all concurrently; read from ``source`` (a bundle) if
+    given, else from the entries' own registries."""
+    pusher = Pusher(client, chunk_size=chunk_size or CHUNK_SIZE)
+    copier = _Copier(source or client, client, pusher, events, progress or NoProgress())
     return tuple(await asyncio.gather(*(copier.image(entry, destination) for entry, destination in planned)))
 
 
 class _Copier:
     """One mirror run: what was copied where, shared by every image so that nothing is copied twice."""
 
-    def __init__(self, client: RegistryClient, pusher: Pusher, events: Events, progress: TransferProgress) -> None:
+    def __init__(
+        self, source: ImageReader, client: RegistryClient, pusher: Pusher, events: Events, progress: TransferProgress
+    ) -> None:
+        self._source = source
         self._client = client
         self._pusher = pusher
         self._events = events
@@ -211,7 +219,7 @@ class _Copier:
 
     async def _copy_image(self, entry: LockedImage, target: Repository, tally: _Tally) -> None:
         source = parse_repository(entry.image)
-        manifest = await self._client.get_manifest(source, entry.digest)
+        manifest = await self._source.get_manifest(source, entry.digest)
         await self._manifest(source, target, manifest, entry.tag, tally)
         subjects = dict.fromkeys([entry.digest, *entry.platforms.values()])
         await asyncio.gather(*(self._signatures(source, target, subject, tally) for subject in subjects))
@@ -235,49 +243,28 @@ class _Copier:
             return
         if manifest.is_index:
             children = await asyncio.gather(
-                *(self._client.get_manifest(source, child.digest) for child in manifest.children)
+                *(self._source.get_manifest(source, child.digest) for child in manifest.children)
             )
             await asyncio.gather(*(self._manifest(source, target, child, None, tally) for child in children))
         else:
-            blobs = [manifest.config] if manifest.config is not None else []
-            blobs += [layer for layer in manifest.layers if layer.media_type not in _FOREIGN_LAYERS]
-            await asyncio.gather(*(self._blob(source, target, blob, tally) for blob in blobs))
+            await asyncio.gather(*(self._blob(source, target, blob, tally) for blob in blobs_of(manifest)))
         await self._pusher.put_manifest(target, reference, manifest)
         tally.manifests_pushed += 1
 
     async def _signatures(self, source: Repository, target: Repository, subject: str, tally: _Tally) -> None:
         """cosign's ``.sig`` / ``.att`` tags, then OCI referrers (and their ``sha256-<hex>`` tag index)."""
-        algorithm, _, hexdigest = subject.partition(":")
-        for suffix in SIGNATURE_SUFFIXES:
-            tag = f"{algorithm}-{hexdigest}{suffix}"
-            try:
-                signature = await self._client.get_manifest(source, tag)
-            except NotFoundError:
-                continue
+        found = await find_signatures(self._source, source, subject, self._events)
+        for tag, signature in found.tagged:
             await self._manifest(source, target, signature, tag, tally)
-            tally.signatures += 1
-        referrers = []
-        for referrer in await self._client.referrers(source, subject):
-            if referrer.media_type in INDEX_TYPES or referrer.media_type in MANIFEST_TYPES:
-                referrers.append(referrer)
-            else:
-                self._events.warning(
-                    f"{source}@{subject}: referrer {referrer.digest} ({referrer.media_type}) not copied"
-                )
-        if not referrers:
-            return
-        manifests = await asyncio.gather(*(self._client.get_manifest(source, r.digest) for r in referrers))
+        manifests = found.referrer_manifests
         await asyncio.gather(*(self._manifest(source, target, manifest, None, tally) for manifest in manifests))
-        tally.signatures += len(manifests)
-        tag = f"{algorithm}-{hexdigest}"
-        try:
-            index: Manifest | None = await self._client.get_manifest(source, tag)
-        except NotFoundError:
-            index = None
-        if index is not None and index.is_index:
-            await self._manifest(source, target, index, tag, tally)
+        tally.signatures += len(found.tagged) + len(manifests)
+        if not manifests:
+            return
+        if found.referrers_index is not None:
+            await self._manifest(source, target, found.referrers_index, referrers_tag(subject), tally)
         elif not await self._pusher.has_referrers_api(target, subject):
-            await self._referrers_tag(target, tag, referrers, tally)
+            await self._referrers_tag(target, referrers_tag(subject), found.referrers, tally)
 
     async def _referrers_tag(
         self, target: Repository, tag: str, referrers: Sequence[Descriptor], tally: _Tally
@@ -318,7 +305,8 @@ class _Copier:
                 tally.blobs_present += 1
             else:
                 mount_from = None if first else await asyncio.shield(home)
-                if mount_from is None and source.registry == target.registry and source != target:
+                same_registry = self._source is self._client and source.registry == target.registry
+                if mount_from is None and same_registry and source != target:
                     mount_from = source
                 await self._place(source, target, blob, mount_from, tally)
             placed = target
@@ -338,7 +326,7 @@ class _Copier:
                     return
 
             async def read(offset: int, length: int) -> bytes:
-                return await self._client.get_blob_range(source, blob.digest, offset, length)
+                return await self._source.get_blob_range(source, blob.digest, offset, length)
 
             self._progress.planned(blob.size)
             for session in range(1, UPLOAD_SESSIONS + 1):
@@ -361,6 +349,55 @@ class _Copier:
                 tally.blobs_uploaded += 1
                 tally.bytes_uploaded += blob.size
                 return
+
+
+@dataclass(frozen=True)
+class FoundSignatures:
+    """What signs or attests one digest in its repository."""
+
+    tagged: tuple[tuple[str, Manifest], ...]  # cosign's sha256-<hex>.sig / .att, by tag
+    referrers: tuple[Descriptor, ...]  # OCI referrers that are manifests
+    referrer_manifests: tuple[Manifest, ...]
+    referrers_index: Manifest | None  # the sha256-<hex> tag index listing them, where the source has one
+
+
+async def find_signatures(reader: ImageReader, source: Repository, subject: str, events: Events) -> FoundSignatures:
+    """cosign's ``.sig`` / ``.att`` tags, OCI referrers, and the ``sha256-<hex>`` index of referrers."""
+    tagged = []
+    for suffix in SIGNATURE_SUFFIXES:
+        tag = referrers_tag(subject) + suffix
+        try:
+            tagged.append((tag, await reader.get_manifest(source, tag)))
+        except NotFoundError:
+            continue
+    referrers = []
+    for referrer in await reader.referrers(source, subject):
+        if referrer.media_type in INDEX_TYPES or referrer.media_type in MANIFEST_TYPES:
+            referrers.append(referrer)
+        else:
+            events.warning(f"{source}@{subject}: referrer {referrer.digest} ({referrer.media_type}) not copied")
+    manifests = await asyncio.gather(*(reader.get_manifest(source, r.digest) for r in referrers))
+    index: Manifest | None = None
+    if referrers:
+        try:
+            index = await reader.get_manifest(source, referrers_tag(subject))
+        except NotFoundError:
+            index = None
+    return FoundSignatures(
+        tuple(tagged), tuple(referrers), tuple(manifests), index if index is not None and index.is_index else None
+    )
+
+
+def referrers_tag(subject: str) -> str:
+    """``sha256:<hex>`` → ``sha256-<hex>``: the tag of the referrers index (and the stem of cosign's tags)."""
+    algorithm, _, hexdigest = subject.partition(":")
+    return f"{algorithm}-{hexdigest}"
+
+
+def blobs_of(manifest: Manifest) -> list[Descriptor]:
+    """The blobs an image manifest needs copied: its config and layers, but not foreign layers."""
+    blobs = [manifest.config] if manifest.config is not None else []
+    return blobs + [layer for layer in manifest.layers if layer.media_type not in _FOREIGN_LAYERS]
 
 
 def _descriptor_json(descriptor: Descriptor) -> dict[str, object]:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from imagelock.audit.database import Database
     from imagelock.audit.layers import LayerCache
     from imagelock.audit.scan import AuditReport
+    from imagelock.bundle import BundleReader, BundleResult
     from imagelock.mirror import MirrorResult, TransferProgress
     from imagelock.registry import HostSettings, Keychain, RegistryClient, RetryPolicy
     from imagelock.relocation import Relocation
@@ -189,16 +190,24 @@ class Project:
         gate = self._audit_gate() if spec.audit is not None and spec.audit.gate else None
         return self._run(lambda client: explain(spec, client, previous, gate), config)
 
-    def verify(self) -> list[Verification]:
+    def verify(self, *, bundle: Path | None = None) -> list[Verification]:
+        """Check the locked digests at their registries, or (offline) that ``bundle`` holds exactly them."""
         entries = list(self._locked_entries().values())
         config = load_config(self.config_path)
         policies = {name: spec.policy for name, spec in config.images.items()}
         from imagelock.verification import verify_all
 
+        if bundle is not None:
+            from imagelock.bundle import verify_bundle
+
+            return self._with_bundle(bundle, lambda reader: verify_bundle(reader, entries, policies))
         return self._run(lambda client: verify_all(entries, client, policies), config) if entries else []
 
-    def audit(self, names: Sequence[str] = (), *, fail_on: str | None = None) -> AuditReport:
-        """Audit the locked images (all, or those named) for known vulnerabilities, per their audit policy.
+    def audit(
+        self, names: Sequence[str] = (), *, fail_on: str | None = None, bundle: Path | None = None
+    ) -> AuditReport:
+        """Audit the locked images (all, or those named) for known vulnerabilities, per their audit policy,
+        reading them from their registries or from ``bundle``.
 
         Entries with ``audit = false`` are left out unless named.
         """
@@ -233,6 +242,8 @@ class Project:
         if not targets:
             return AuditReport(())
         database, cache = self._audit_sources()
+        if bundle is not None:
+            return self._with_bundle(bundle, lambda reader: audit(targets, reader, database, cache))
         return self._run(lambda client: audit(targets, client, database, cache), config)
 
     def _audit_sources(self) -> tuple[Database, LayerCache]:
@@ -268,17 +279,65 @@ class Project:
         for name in names:
             if name not in locked:
                 self._spec(config, name)  # not in images.toml: exit 2 naming it
-        stale = self.check()
-        if stale:
-            reasons = ", ".join(f"{entry.name}: {entry.reason}" for entry in stale)
-            raise mirror.StaleLockError(f"{self.lock_path} is stale ({reasons}); run 'imagelock lock' first")
-        entries = [locked[name] for name in (dict.fromkeys(names) or sorted(locked))]
+        entries = self._fresh_entries(locked, names)
         planned = mirror.plan(entries, parsed)
-        options = {"chunk_size": chunk_size} if chunk_size else {}
         images = self._run(
-            lambda client: mirror.mirror_all(planned, client, events=self.events, progress=progress, **options),
+            lambda client: mirror.mirror_all(
+                planned, client, events=self.events, progress=progress, chunk_size=chunk_size
+            ),
             config,
         )
+        return mirror.MirrorResult(str(parsed), images)
+
+    def bundle(self, out: Path, names: Sequence[str] = (), *, progress: TransferProgress | None = None) -> BundleResult:
+        """Write the locked images (all, or the named ones) with their signatures as an OCI layout at ``out``
+        (a directory, or a file ending in ``.tar``), the lock inside."""
+        from imagelock.bundle import write_bundle
+
+        existing = self._existing()
+        if existing is None:
+            raise InputError(f"{self.lock_path}: not found; run 'imagelock lock'")
+        config = load_config(self.config_path)
+        for name in names:
+            if name not in existing.images:
+                known = ", ".join(sorted(existing.images)) or "none"
+                raise InputError(f"{self.lock_path}: no locked image named {name!r} (locked: {known})")
+        entries = self._fresh_entries(existing.images, names)
+        return self._run(
+            lambda client: write_bundle(entries, existing, out, client, events=self.events, progress=progress), config
+        )
+
+    def load(
+        self, bundle: Path, target: str, names: Sequence[str] = (), *, progress: TransferProgress | None = None
+    ) -> MirrorResult:
+        """Push the images of ``bundle`` (all, or the named ones) into ``target`` as ``mirror`` would, each
+        digest checked against the lock inside the bundle (else this project's lock) before anything is pushed."""
+        from imagelock import mirror
+        from imagelock.bundle import open_bundle
+
+        parsed = mirror.parse_target(target)
+        config = load_config(self.config_path) if self.config_path.exists() else parse_config("", self.config_path)
+        reader = open_bundle(bundle)
+        try:
+            lock = reader.lock or self._existing()
+            if lock is None:
+                raise InputError(f"{bundle}: holds no {DEFAULT_LOCKFILE}, and {self.lock_path} is not found")
+            unknown = [name for name in names if name not in lock.images]
+            if unknown:
+                known = ", ".join(sorted(lock.images)) or "none"
+                raise InputError(f"{bundle}: no locked image named {unknown[0]!r} (locked: {known})")
+            entries = [lock.images[name] for name in (dict.fromkeys(names) or sorted(lock.images))]
+            for entry in entries:
+                reader.locked_image(entry)
+            planned = mirror.plan(entries, parsed)
+
+            async def load_all(client: RegistryClient) -> tuple[mirror.MirroredImage, ...]:
+                await reader.check_integrity()  # every blob, before anything is pushed
+                return await mirror.mirror_all(planned, client, events=self.events, progress=progress, source=reader)
+
+            images = self._run(load_all, config)
+        finally:
+            reader.close()
         return mirror.MirrorResult(str(parsed), images)
 
     # -- editing images.toml ---------------------------------------------------------------------
@@ -435,6 +494,32 @@ class Project:
         if existing is None:
             raise InputError(f"{self.lock_path}: not found; run 'imagelock lock'")
         return existing.images
+
+    def _fresh_entries(self, locked: Mapping[str, LockedImage], names: Sequence[str]) -> list[LockedImage]:
+        """The named locked entries (default: all), once the lock is known to match images.toml (else exit 1)."""
+        from imagelock.mirror import StaleLockError
+
+        stale = self.check()
+        if stale:
+            reasons = ", ".join(f"{entry.name}: {entry.reason}" for entry in stale)
+            raise StaleLockError(f"{self.lock_path} is stale ({reasons}); run 'imagelock lock' first")
+        return [locked[name] for name in (dict.fromkeys(names) or sorted(locked))]
+
+    def _with_bundle(self, path: Path, work: Callable[[BundleReader], Awaitable[T]]) -> T:
+        """Run ``work`` reading images from the bundle at ``path`` (no registry, no network)."""
+        import asyncio
+
+        from imagelock.bundle import open_bundle
+
+        reader = open_bundle(path)
+
+        async def main() -> T:
+            return await work(reader)
+
+        try:
+            return asyncio.run(main())
+        finally:
+            reader.close()
 
     def _spec(self, config: Config, name: str) -> ImageSpec:
         if name not in config.images:

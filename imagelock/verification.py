@@ -10,7 +10,7 @@ from imagelock import trust
 from imagelock.errors import NotFoundError
 from imagelock.lockfile import LockedImage
 from imagelock.reference import parse_repository
-from imagelock.registry import RegistryClient
+from imagelock.registry import ImageReader
 from imagelock.trust import SignatureError, Subject, TrustPolicy
 
 
@@ -26,14 +26,14 @@ class Verification:
 
 
 async def verify_all(
-    entries: Iterable[LockedImage], client: RegistryClient, policies: Mapping[str, TrustPolicy | None]
+    entries: Iterable[LockedImage], client: ImageReader, policies: Mapping[str, TrustPolicy | None]
 ) -> list[Verification]:
     """Verify each entry; ``policies`` gives each entry's current trust policy by name."""
     entries = list(entries)
     return list(await asyncio.gather(*(verify_entry(entry, client, policies.get(entry.name)) for entry in entries)))
 
 
-async def verify_entry(entry: LockedImage, client: RegistryClient, policy: TrustPolicy | None = None) -> Verification:
+async def verify_entry(entry: LockedImage, client: ImageReader, policy: TrustPolicy | None = None) -> Verification:
     """The locked digest still exists (re-verified byte for byte), still offers every locked platform,
     and, under a trust policy, still carries a signature that satisfies it."""
     repository = parse_repository(entry.image)

@@ -7,6 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 missing=()
 command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 command -v notary-server >/dev/null 2>&1 || [ -x /usr/bin/notary-server ] || missing+=(notary)
+command -v skopeo >/dev/null 2>&1 || [ -x /usr/bin/skopeo ] || missing+=(skopeo)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then

@@ -457,3 +457,20 @@ def test_vulndb_download_then_audit_offline(locked: Project, tmp_path: Path, cac
         assert (cache / "osv" / "Alpine" / "all.zip").read_bytes() == before
     finally:
         server.stop()
+
+
+def test_audit_bundle_reads_the_images_from_the_bundle_with_no_registry(
+    locked: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = tmp_path / "bundle.tar"
+    assert locked.run("bundle", str(bundle)).exit_code == 0
+
+    async def no_network(*arguments: object, **options: object) -> None:
+        raise AssertionError("audit --bundle sent a request")
+
+    with monkeypatch.context() as patched:  # the layer cache is still empty: every layer comes from the bundle
+        patched.setattr("imagelock.registry.transport.Transport.request", no_network)
+        offline = audit_json(locked, "--db", str(vulndata("osv")), "--bundle", str(bundle))
+
+    assert findings(offline[1]) == EXPECTED
+    assert offline == audit_json(locked, "--db", str(vulndata("osv")))

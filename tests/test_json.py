@@ -127,7 +127,8 @@ def test_init_json(project: Project) -> None:
 ARGUMENTS = {
     "lock": [], "update": [], "check": [], "outdated": [], "why": ["web"], "verify": [], "audit": [],
     "add": ["db", "postgres", "--tag", "16"], "remove": ["web"], "init": ["."], "pin": ["."],
-    "render": [".", "-o", "out"], "mirror": ["127.0.0.1:9/mirror"],
+    "render": [".", "-o", "out"], "mirror": ["127.0.0.1:9/mirror"], "bundle": ["out"],
+    "load": ["bundle", "127.0.0.1:9/mirror"],
 }  # fmt: skip
 
 

@@ -110,6 +110,31 @@ def test_the_upstream_cosign_attestation_is_not_a_keyless_signature(project: Pro
 
 
 @needs_interop
+def test_verify_bundle_judges_the_sigstore_bundle_it_carries_offline(
+    project: Project, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repository = "keyless/bundled"
+    image = registry.seeder.push_image(repository, "1.0.0")
+    attach_bundle(
+        registry.seeder, repository, image.digest, (ATTESTATION / "oci-attestation.sigstore.json").read_bytes()
+    )
+    project.write(keyless_config(project, registry, repository, 'tag = "1.0.0"', verify="false"))
+    assert project.run("lock").exit_code == 0
+    bundle = project.directory / "release.tar"
+    assert project.run("bundle", str(bundle)).exit_code == 0
+    project.write(keyless_config(project, registry, repository, 'tag = "1.0.0"'))
+
+    async def no_network(*arguments: object, **options: object) -> None:
+        raise AssertionError("verify --bundle sent a request")
+
+    monkeypatch.setattr("imagelock.registry.transport.Transport.request", no_network)
+    result = project.run("verify", "--bundle", str(bundle))
+
+    assert result.exit_code == 1
+    assert f"an attestation of predicate type {ATTESTATION_PREDICATE!r}, not a signature" in result.stdout
+
+
+@needs_interop
 def test_keyless_policy_refuses_a_key_based_bundle_and_an_unsigned_image(project: Project, registry: Registry) -> None:
     repository = "keyless/keyed"
     image = registry.seeder.push_image(repository, "1.0.0")

@@ -71,6 +71,33 @@ def test_a_signed_image_locks_with_its_signer_in_the_lock(
     assert project.run("verify").exit_code == 0
 
 
+def test_a_notation_signature_in_a_bundle_verifies_offline_with_the_trust_store(
+    project: Project, registry: Registry, pki: Pki, repository: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = registry.seeder.push_image(repository, "1.0.0")
+    sign(registry, repository, image.digest, pki)
+    project.write(config(project, pki, registry, repository))
+    assert project.run("lock").exit_code == 0
+    bundle = project.directory / "bundle"
+    assert project.run("bundle", str(bundle)).exit_code == 0
+    index = json.loads((bundle / "index.json").read_text())
+    referrers = [m for m in index["manifests"] if "@" in m["annotations"]["io.containerd.image.name"]]
+
+    async def no_network(*arguments: object, **options: object) -> None:
+        raise AssertionError("verify --bundle sent a request")
+
+    monkeypatch.setattr("imagelock.registry.transport.Transport.request", no_network)
+    result = project.run("verify", "--bundle", str(bundle))
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert [m["artifactType"] for m in referrers] == ["application/vnd.cncf.notary.signature"]
+    index["manifests"] = [m for m in index["manifests"] if m not in referrers]
+    (bundle / "index.json").write_text(json.dumps(index))
+    unsigned = project.run("verify", "--bundle", str(bundle))
+    assert unsigned.exit_code == 1
+    assert "signature:" in unsigned.stdout
+
+
 def test_a_version_selector_skips_an_unsigned_newer_tag_and_why_says_so(
     project: Project, registry: Registry, pki: Pki, repository: str
 ) -> None:

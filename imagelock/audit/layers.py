@@ -37,7 +37,7 @@ from imagelock.errors import RegistryError
 
 if TYPE_CHECKING:
     from imagelock.reference import Repository
-    from imagelock.registry import RegistryClient
+    from imagelock.registry import ImageReader
     from imagelock.registry.manifests import Descriptor
 
 CACHE_ENV = "IMAGELOCK_CACHE_DIR"
@@ -364,7 +364,7 @@ def _scan_pipe(pipe: Pipe, max_unpacked_bytes: int) -> LayerContent:
 
 
 async def read_layer(
-    client: RegistryClient,
+    client: ImageReader,
     repository: Repository,
     layer: Descriptor,
     executor: Executor | None = None,

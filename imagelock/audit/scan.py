@@ -33,7 +33,7 @@ from imagelock.trust.statements import open_attestation
 if TYPE_CHECKING:
     from imagelock.audit.database import Database
     from imagelock.reference import Repository
-    from imagelock.registry import RegistryClient
+    from imagelock.registry import ImageReader
     from imagelock.registry.manifests import Descriptor, Manifest
     from imagelock.trust import TrustPolicy
 
@@ -131,9 +131,7 @@ class AuditReport:
         return any(image.failing for image in self.images)
 
 
-async def audit(
-    targets: Sequence[Target], client: RegistryClient, database: Database, cache: LayerCache
-) -> AuditReport:
+async def audit(targets: Sequence[Target], client: ImageReader, database: Database, cache: LayerCache) -> AuditReport:
     """Audit every platform of every target; the database is asked once, for all packages together."""
     slots = asyncio.Semaphore(MAX_CONCURRENT_PLATFORMS)
 
@@ -164,7 +162,7 @@ def _order(finding: Finding) -> tuple[int, str, str, str]:
     return severity, finding.package, finding.id, finding.platform
 
 
-async def inventory(target: Target, platform: str, digest: str, client: RegistryClient, cache: LayerCache) -> Inventory:
+async def inventory(target: Target, platform: str, digest: str, client: ImageReader, cache: LayerCache) -> Inventory:
     """What is installed in one platform of an image: from an attached SBOM when there is one, else its layers."""
     repository = target.repository
     notes: list[str] = []
@@ -196,9 +194,7 @@ async def inventory(target: Target, platform: str, digest: str, client: Registry
     return replace(found, notes=(*notes, *found.notes))
 
 
-async def _buildkit_sbom(
-    repository: Repository, index: Manifest, digest: str, client: RegistryClient
-) -> Inventory | None:
+async def _buildkit_sbom(repository: Repository, index: Manifest, digest: str, client: ImageReader) -> Inventory | None:
     for child in index.children:
         if not child.is_attestation or child.annotations.get(REFERENCE_DIGEST_ANNOTATION) != digest:
             continue
@@ -220,7 +216,7 @@ async def _buildkit_sbom(
 
 
 async def _cosign_sbom(
-    repository: Repository, subject: str, policy: TrustPolicy | None, client: RegistryClient, notes: list[str]
+    repository: Repository, subject: str, policy: TrustPolicy | None, client: ImageReader, notes: list[str]
 ) -> Inventory | None:
     algorithm, _, hexdigest = subject.partition(":")
     tag = f"{algorithm}-{hexdigest}.att"

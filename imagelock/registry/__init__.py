@@ -3,6 +3,7 @@
 from imagelock.registry.authn import Anonymous, ChainKeychain, Credential, Keychain, default_keychain
 from imagelock.registry.client import RegistryClient
 from imagelock.registry.manifests import Manifest
+from imagelock.registry.reader import ImageReader
 from imagelock.registry.transport import HostSettings, RetryPolicy
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "ChainKeychain",
     "Credential",
     "HostSettings",
+    "ImageReader",
     "Keychain",
     "Manifest",
     "RegistryClient",

@@ -18,19 +18,17 @@ from imagelock.reference import Repository, is_valid_digest, is_valid_tag
 from imagelock.registry.authn import Keychain
 from imagelock.registry.manifests import (
     ACCEPT,
-    IMAGE_CONFIG_TYPES,
     OCI_INDEX,
     Descriptor,
     Manifest,
-    config_platform,
     parse_manifest,
     verify_digest,
 )
+from imagelock.registry.reader import image_platforms
 from imagelock.registry.transport import HostSettings, Response, RetryPolicy, Sink, Transport
 from imagelock.untrusted import load_json
 
 MAX_MANIFEST_BYTES = 4 << 20
-MAX_CONFIG_BYTES = 8 << 20
 MAX_TAG_PAGE_BYTES = 8 << 20
 MAX_TAG_PAGES = 1000
 TAG_PAGE_SIZE = 1000
@@ -247,15 +245,7 @@ class RegistryClient:
 
     async def platforms(self, repository: Repository, manifest: Manifest) -> dict[str, str]:
         """Every real platform the image offers, with the digest of its platform manifest."""
-        if manifest.is_index:
-            return manifest.platforms()
-        config = manifest.config
-        if config is None or config.media_type not in IMAGE_CONFIG_TYPES:
-            media_type = config.media_type if config else None
-            raise RegistryError(f"{repository}@{manifest.digest}: not a container image (config type {media_type!r})")
-        body = await self.get_blob(repository, config.digest, max_bytes=MAX_CONFIG_BYTES)
-        platform = config_platform(body, f"{repository}@{config.digest}")
-        return {str(platform): manifest.digest}
+        return await image_platforms(self, repository, manifest)
 
     async def _get(self, repository: Repository, path: str, *, max_bytes: int, accept: str | None = None) -> Response:
         headers = {"Accept": accept} if accept else {}

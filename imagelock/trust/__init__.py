@@ -18,7 +18,7 @@ from imagelock.trust.keys import PublicKey, load_public_key
 from imagelock.trust.notation import NotationPolicy
 
 if TYPE_CHECKING:
-    from imagelock.registry import RegistryClient
+    from imagelock.registry import ImageReader
 
 __all__ = [
     "ContentTrustPolicy",
@@ -37,7 +37,7 @@ __all__ = [
 TrustPolicy = CosignPolicy | KeylessPolicy | NotationPolicy | ContentTrustPolicy
 
 
-async def verify(policy: TrustPolicy, subject: Subject, client: RegistryClient) -> Evidence:
+async def verify(policy: TrustPolicy, subject: Subject, client: ImageReader) -> Evidence:
     """The evidence that ``subject`` satisfies ``policy``; SignatureError (fail closed) when it does not."""
     from imagelock.trust import content_trust, cosign, keyless, notation
 

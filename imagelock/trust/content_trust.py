@@ -36,7 +36,7 @@ from imagelock.reference import Repository
 from imagelock.trust._base import Evidence, SignatureError, Subject
 
 if TYPE_CHECKING:
-    from imagelock.registry import RegistryClient
+    from imagelock.registry import ImageReader
     from imagelock.trust.tuf import Pins
 
 DOCKER_HUB_NOTARY = "https://notary.docker.io"
@@ -89,7 +89,7 @@ def notary_host(server: str) -> str:
     return urlsplit(server).netloc.rpartition("@")[2]
 
 
-async def verify(policy: ContentTrustPolicy, subject: Subject, client: RegistryClient) -> Evidence:
+async def verify(policy: ContentTrustPolicy, subject: Subject, client: ImageReader) -> Evidence:
     """Evidence that the tag is signed in the repository's trust data, naming the digest imagelock computed."""
     server = policy.server_for(subject.repository)
     if server is None:

@@ -29,7 +29,7 @@ from imagelock.trust.statements import check_signature_statement, open_envelope
 from imagelock.untrusted import load_json
 
 if TYPE_CHECKING:
-    from imagelock.registry import RegistryClient
+    from imagelock.registry import ImageReader
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -73,7 +73,7 @@ def signature_tag(digest: str) -> str:
     return f"{algorithm}-{hexdigest}.sig"
 
 
-async def verify(policy: CosignPolicy, repository: Repository, digest: str, client: RegistryClient) -> Evidence:
+async def verify(policy: CosignPolicy, repository: Repository, digest: str, client: ImageReader) -> Evidence:
     """Evidence from the first signature, in either scheme, that satisfies the policy."""
     problems: list[str] = []
     for scheme in (_verify_legacy, _verify_bundles):
@@ -92,7 +92,7 @@ class NoSignatureError(Exception):
     """A scheme has no signature for the image at all (not a failure on its own)."""
 
 
-async def _verify_legacy(policy: CosignPolicy, repository: Repository, digest: str, client: RegistryClient) -> Evidence:
+async def _verify_legacy(policy: CosignPolicy, repository: Repository, digest: str, client: ImageReader) -> Evidence:
     try:
         manifest = await client.get_manifest(repository, signature_tag(digest))
     except NotFoundError:
@@ -137,9 +137,7 @@ def _logged(policy: CosignPolicy, bundle: str | None, payload: bytes, signature:
     return verify_signed_entry(bundle, policy.rekor_keys, payload, signature, key)
 
 
-async def _verify_bundles(
-    policy: CosignPolicy, repository: Repository, digest: str, client: RegistryClient
-) -> Evidence:
+async def _verify_bundles(policy: CosignPolicy, repository: Repository, digest: str, client: ImageReader) -> Evidence:
     problems: list[str] = []
     if policy.rekor_keys:  # fail closed rather than accept a bundle whose log entry is unchecked
         await find_bundles(repository, digest, client, problems)
@@ -155,7 +153,7 @@ async def _verify_bundles(
 
 
 async def find_bundles(
-    repository: Repository, digest: str, client: RegistryClient, problems: list[str]
+    repository: Repository, digest: str, client: ImageReader, problems: list[str]
 ) -> list[tuple[str, bytes]]:
     """The sigstore bundles attached to ``digest`` as referrers: (referrer manifest digest, bundle bytes).
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from sigstore.verify.policy import VerificationPolicy
 
     from imagelock.reference import Repository
-    from imagelock.registry import RegistryClient
+    from imagelock.registry import ImageReader
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def verify_keyless_bundle(bundle_json: bytes, policy: KeylessPolicy) -> KeylessR
     return KeylessResult(identity, policy.issuer, _log_index(bundle_json), payload_type, payload)
 
 
-async def verify(policy: KeylessPolicy, repository: Repository, digest: str, client: RegistryClient) -> Evidence:
+async def verify(policy: KeylessPolicy, repository: Repository, digest: str, client: ImageReader) -> Evidence:
     """Evidence from the first keyless bundle attached to ``digest`` that satisfies the policy."""
     import asyncio  # here, not at the top: commands that need no network never load asyncio
 

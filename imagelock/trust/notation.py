@@ -39,7 +39,7 @@ from imagelock.untrusted import load_json
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from imagelock.registry import RegistryClient
+    from imagelock.registry import ImageReader
 
 SIGNATURE_TYPE = "application/vnd.cncf.notary.signature"
 JWS = "application/jose+json"
@@ -103,7 +103,7 @@ class NotationResult:
     signing_time: str
 
 
-async def verify(policy: NotationPolicy, subject: Subject, client: RegistryClient) -> Evidence:
+async def verify(policy: NotationPolicy, subject: Subject, client: ImageReader) -> Evidence:
     """Evidence from the first Notation signature attached to the image that satisfies the policy."""
     referrers = [
         referrer
