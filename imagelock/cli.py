@@ -434,7 +434,9 @@ def verify_command(
 def add_command(
     context: typer.Context,
     name: Annotated[str, typer.Argument(help="The new entry's name.")],
-    image: Annotated[str, typer.Argument(help="Repository, e.g. nginx or ghcr.io/org/app.")],
+    image: Annotated[
+        str, typer.Argument(help="Repository, e.g. nginx or ghcr.io/org/app; IMAGE:TAG follows that tag.")
+    ],
     version: Annotated[str | None, typer.Option("--version", help="PEP 440 specifier, e.g. '>=1.25'.")] = None,
     tag: Annotated[str | None, typer.Option("--tag", help="A tag to follow instead of a version range.")] = None,
     variant: Annotated[str | None, typer.Option("--variant", help="Only tags '<version>-<variant>'.")] = None,

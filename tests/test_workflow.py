@@ -319,6 +319,58 @@ def test_add_that_fails_writes_nothing(
     assert {path: path.read_bytes() for path in files} == files
 
 
+def test_add_accepts_the_shorthand_images_toml_accepts(project: Project, registry: Registry) -> None:
+    project.write(f'[images.web]\nimage = "{registry.host}/library/nginx"\nversion = ">=1.25,<1.27"\n')
+    assert project.run("lock").exit_code == 0
+    result = project.run("add", "cache", f"{registry.host}/library/redis:7.2")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"cache  added 7.2  {short(registry.image('library/redis:7.2').digest)}\n"
+    assert project.config.read_text().endswith(
+        f'\n[images.cache]\nimage = "{registry.host}/library/redis"\ntag = "7.2"\n'
+    )
+
+    files = {path: path.read_bytes() for path in (project.config, project.lock)}
+    twice = project.run("add", "db", f"{registry.host}/library/postgres:16.4", "--tag", "16.4")
+    assert twice.exit_code == 2
+    assert twice.stderr == (
+        f"error: '{registry.host}/library/postgres:16.4' already names tag '16.4':"
+        " give it without the tag, or drop --tag/--version\n"
+    )
+    assert {path: path.read_bytes() for path in files} == files
+
+
+def test_add_creates_images_toml_when_there_is_none(project: Project, registry: Registry) -> None:
+    result = project.run("add", "cache", f"{registry.host}/library/redis:7.2")
+    assert result.exit_code == 0, result.stderr
+    assert project.config.read_text() == f'[images.cache]\nimage = "{registry.host}/library/redis"\ntag = "7.2"\n'
+    assert set(locked(project)) == {"cache"}
+    assert project.run("check").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        '[images.web]\nimage = "{host}/library/nginx"\nversion = ">=1.25,<1.27"\n',
+        '[images.web]\nimage = "{host}/library/nginx"\nversion = ">=1.25,<1.27"',  # no newline at the end
+        '# ours\n[images.web]  # front\nimage = "{host}/library/nginx"  # mirrored\ntag = "1.26.2"\n\n# the end\n',
+        '[images.web]\nimage = "{host}/library/nginx"\ntag = "1.26.2"\n\n\n',
+        '[defaults]\nplatforms = ["linux/amd64"]\n\n[images]\nweb = "{host}/library/nginx:1.26.2"\n',
+        'images = {{ web = {{ image = "{host}/library/nginx", tag = "1.26.2" }} }}\n',
+    ],
+    ids=["plain", "no-final-newline", "comments", "trailing-blank-lines", "shorthand", "inline-table"],
+)
+def test_remove_after_add_leaves_both_files_byte_identical(project: Project, registry: Registry, original: str) -> None:
+    project.write(original.format(host=registry.host))
+    assert project.run("lock").exit_code == 0
+    files = {path: path.read_bytes() for path in (project.config, project.lock)}
+    added = project.run("add", "cache", f"{registry.host}/library/redis:7.2")
+    assert added.exit_code == 0, added.stderr
+    assert project.run("check").exit_code == 0
+    removed = project.run("remove", "cache")
+    assert removed.exit_code == 0, removed.stderr
+    assert {path: path.read_bytes() for path in files} == files
+
+
 def test_remove_drops_the_entry_from_both_files(project: Project, registry: Registry) -> None:
     project.write(
         "# keep me\n"
