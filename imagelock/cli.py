@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from imagelock.audit.scan import AuditReport, Finding
     from imagelock.pinning import Notice, Skipped
+    from imagelock.resolver import Explanation
 
 app = typer.Typer(
     name="imagelock",
@@ -394,15 +395,29 @@ def why_command(
     )
     if as_json:
         tags = [{"tag": t.tag, "version": t.version, "verdict": t.verdict} for t in explanation.tags]
-        document = {"name": explanation.name, "image": explanation.image, "chosen": explanation.chosen, "tags": tags}
-        _print_json({**document, "hint": explanation.hint})
+        document: dict[str, object] = {"name": explanation.name, "image": explanation.image, "tags": tags}
+        document |= {"chosen": explanation.chosen, "chosen_digest": explanation.chosen_digest}
+        _print_json({**document, "locked": _entry_json(explanation.locked), "hint": explanation.hint})
         return
-    chosen = explanation.chosen or "nothing"
-    _stdout().print(Text.assemble((explanation.name, "bold"), f"  {explanation.image}  chosen: {chosen}"))
+    lock_path = Project.at(config, lockfile).lock_path
+    _stdout().print(Text.assemble((explanation.name, "bold"), f"  {_why_summary(explanation, lock_path)}"))
     if explanation.hint is not None:
         _stdout().print(Text(f"  hint: {explanation.hint}", style="yellow"), soft_wrap=True)
-    styles = {"chosen": "green bold", "older": "dim"}
+    styles = {"chosen": "green bold", "chosen, locked": "green bold", "locked": "cyan", "older": "dim"}
     _print_rows([["  " + t.tag, Text(t.verdict, style=styles.get(t.verdict, ""))] for t in explanation.tags])
+
+
+def _why_summary(explanation: Explanation, lock_path: Path) -> str:
+    """``IMAGE  locked: TAG (sha256:…)  newest allowed: TAG``: what the lock pins beside what a fresh resolve picks."""
+    locked, newest = explanation.locked, explanation.chosen or "nothing"
+    if locked is None:
+        pinned = "not locked" if lock_path.exists() else f"not locked (no {lock_path.name})"
+    else:
+        where = "" if locked.image == explanation.image else f"{locked.image}:"
+        pinned = f"locked: {where}{locked.tag} ({_short(locked.digest)})"
+        if where == "" and locked.tag == explanation.chosen and locked.digest != explanation.chosen_digest:
+            newest += f" (rebuilt: {_short(explanation.chosen_digest or '')})"
+    return f"{explanation.image}  {pinned}  newest allowed: {newest}"
 
 
 @app.command("verify")

@@ -216,7 +216,9 @@ def test_why_gives_each_tag_its_verdict(project: Project, registry: Registry) ->
         ["1.8.0-alpine", "not a version"],
         ["latest", "not a version"],
     ]
-    assert result.stdout.splitlines()[0] == f"app  {registry.host}/{repository}  chosen: 2.0.0"
+    assert result.stdout.splitlines()[0] == (
+        f"app  {registry.host}/{repository}  not locked (no images.lock)  newest allowed: 2.0.0"
+    )
     assert not project.lock.exists()  # read-only
 
     document = json.loads(project.run("why", "app", "--json").stdout)
@@ -225,6 +227,48 @@ def test_why_gives_each_tag_its_verdict(project: Project, registry: Registry) ->
     assert document["chosen"] == "2.0.0"
     assert document["tags"][0] == {"tag": "3.0.0rc1", "version": "3.0.0rc1", "verdict": "pre-release"}
     assert document["tags"][-1] == {"tag": "latest", "version": None, "verdict": "not a version"}
+
+
+def test_why_says_what_is_locked_beside_what_a_fresh_resolve_would_choose(
+    project: Project, registry: Registry, repos: tuple[str, str]
+) -> None:
+    web, api = repos
+    project.write(two_images(registry, repos) + f'[images.cache]\nimage = "{registry.host}/{api}"\ntag = "1.0.0"\n')
+    assert project.run("lock").exit_code == 0
+    locked_web = locked(project)["web"]
+    push(registry, web, "1.2.0")
+
+    result = project.run("why", "web")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == (
+        f"web  {registry.host}/{web}  locked: 1.1.0 ({short(str(locked_web['digest']))})  newest allowed: 1.2.0\n"
+        "  1.2.0  chosen\n"
+        "  1.1.0  locked\n"
+        "  1.0.0  older\n"
+    )
+    document = json.loads(project.run("why", "web", "--json").stdout)
+    assert document["chosen"] == "1.2.0"
+    assert document["locked"] == {
+        "image": f"{registry.host}/{web}", "tag": "1.1.0", "digest": locked_web["digest"],
+        "platforms": locked_web["platforms"],
+    }  # fmt: skip
+    assert [tag["verdict"] for tag in document["tags"]] == ["chosen", "locked", "older"]
+
+    assert project.run("update", "web").exit_code == 0
+    assert project.run("why", "web").stdout.splitlines()[1] == "  1.2.0  chosen, locked"
+
+    rebuilt = push(registry, api, "1.0.0", salt="rebuilt")
+    followed = project.run("why", "cache").stdout.splitlines()
+    assert followed[0] == (
+        f"cache  {registry.host}/{api}  locked: 1.0.0 ({short(str(locked(project)['cache']['digest']))})"
+        f"  newest allowed: 1.0.0 (rebuilt: {short(rebuilt.digest)})"
+    )
+    assert followed[1] == "  1.0.0  chosen, locked"
+
+    project.lock.unlink()
+    unlocked = project.run("why", "web", "--json")
+    assert json.loads(unlocked.stdout)["locked"] is None
+    assert "  not locked (no images.lock)  newest allowed: 1.2.0" in project.run("why", "web").stdout
 
 
 def test_why_variant_mismatch(project: Project, registry: Registry) -> None:
