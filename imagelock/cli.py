@@ -152,7 +152,7 @@ def _run(
         events.close()
         if context.obj and context.obj.get("debug"):
             traceback.print_exc()
-        typer.echo(f"error: {error}", err=True)
+        typer.echo("\n".join(f"error: {line}" for line in str(error).splitlines()), err=True)  # one per failure
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
         events.close()

@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from imagelock import trust
-from imagelock.concurrency import all_or_first_failure
+from imagelock.concurrency import each_settled
 from imagelock.config import ImageSpec
-from imagelock.errors import ResolutionError
+from imagelock.errors import ResolutionError, raise_all
 from imagelock.events import Events, Silent
 from imagelock.lockfile import LockedImage
 from imagelock.registry import RegistryClient
@@ -64,7 +64,7 @@ async def resolve_all(
     events: Events | None = None,
     gate: Gate | None = None,
 ) -> dict[str, Resolution]:
-    """Resolve every spec concurrently; the first failure cancels the rest and is raised.
+    """Resolve every spec concurrently; when any fails, every failure is raised, each naming its entry.
 
     ``previous`` holds the entries of the existing lock: a tag that still names the locked
     digest is confirmed with a HEAD and needs no GET.
@@ -81,8 +81,9 @@ async def resolve_all(
         events.resolved(spec.name)
         return resolution
 
-    resolved = await all_or_first_failure(resolve_one(spec) for spec in specs)
-    return {spec.name: resolution for spec, resolution in zip(specs, resolved, strict=True)}
+    resolved, failures = await each_settled({spec.name: resolve_one(spec) for spec in specs})
+    raise_all(failures)
+    return resolved
 
 
 async def resolve_image(
