@@ -19,7 +19,7 @@ import typer
 from rich.text import Text
 
 from imagelock import __version__
-from imagelock.errors import EXIT_CHECK_FAILED, ImagelockError
+from imagelock.errors import EXIT_CHECK_FAILED, EXIT_REGISTRY, ImagelockError
 from imagelock.lockfile import LockedImage
 from imagelock.project import Change, LockResult, Project
 from imagelock.relocation import parse_relocations
@@ -608,10 +608,14 @@ def audit_command(
         lock_path = Project.at(config, lockfile).lock_path
         document = report_sarif(report, lock_path.name, lock_path.read_text(encoding="utf-8"))
         sarif.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    for error in report.errors:
+        typer.echo(f"error: {error}", err=True)
     if as_json:
         _print_json(report_json(report))
     else:
         _print_audit(report)
+    if report.errors:  # the audit is incomplete: that outranks a finding (docs/commands.md, exit codes)
+        raise typer.Exit(EXIT_REGISTRY)
     if report.failed:
         raise typer.Exit(EXIT_CHECK_FAILED)
 
@@ -622,12 +626,18 @@ def _print_audit(report: AuditReport) -> None:
     counts: dict[str, int] = {}
     for image in report.images:
         target = image.target
-        sources = sorted({f"{p.source}{', ' + p.release if p.release else ''}" for p in image.platforms})
-        console.print(Text.assemble((target.name, "bold"), f"  {target.reference}  ({'; '.join(sources)})"))
+        audited = [p for p in image.platforms if p.error is None]
+        sources = sorted({f"{p.source}{', ' + p.release if p.release else ''}" for p in audited})
+        from_where = f"  ({'; '.join(sources)})" if sources else ""
+        console.print(Text.assemble((target.name, "bold"), f"  {target.reference}{from_where}"))
+        for platform in image.platforms:
+            if platform.error is not None:
+                console.print(Text(f"  {platform.platform}: not audited: {platform.error}", style="red"))
         for note in dict.fromkeys(note for platform in image.platforms for note in platform.notes):
             console.print(Text(f"  note: {note}", style="dim"))
         if not image.findings:
-            console.print(Text("  no known vulnerabilities", style="green"))
+            if audited:
+                console.print(Text("  no known vulnerabilities", style="green"))
             continue
         failing = set(image.failing)
         rows: list[list[Text | str]] = [
@@ -656,10 +666,14 @@ def _print_audit(report: AuditReport) -> None:
     )
     failing_images = [image.target.name for image in report.images if image.failing]
     summary = f"{total} finding(s) in {len(report.images)} image(s)" + (f" ({by_severity})" if by_severity else "")
+    if report.errors:
+        summary += f"; {len(report.errors)} platform(s) not audited"
     if failing_images:
         typer.echo(f"{summary}; audit failed for {', '.join(failing_images)}", err=True)
-    else:
+    elif not report.errors:
         typer.echo(f"{summary}; audit passed", err=True)
+    else:
+        typer.echo(summary, err=True)
 
 
 vulndb_app = typer.Typer(help="The offline vulnerability database (OSV exports).", no_args_is_help=True)
