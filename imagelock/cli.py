@@ -415,8 +415,8 @@ def _why_summary(explanation: Explanation, lock_path: Path) -> str:
     else:
         where = "" if locked.image == explanation.image else f"{locked.image}:"
         pinned = f"locked: {where}{locked.tag} ({_short(locked.digest)})"
-        if where == "" and locked.tag == explanation.chosen and locked.digest != explanation.chosen_digest:
-            newest += f" (rebuilt: {_short(explanation.chosen_digest or '')})"
+    if explanation.rebuilt is not None:
+        newest += f" (rebuilt: {_short(explanation.rebuilt)})"
     return f"{explanation.image}  {pinned}  newest allowed: {newest}"
 
 

@@ -207,6 +207,14 @@ class Explanation:
     chosen_digest: str | None = None
     locked: LockedImage | None = None
 
+    @property
+    def rebuilt(self) -> str | None:
+        """The digest the locked tag names now, when it is still the newest allowed but names another digest."""
+        locked = self.locked
+        if locked is None or (locked.image, locked.tag) != (self.image, self.chosen):
+            return None
+        return self.chosen_digest if self.chosen_digest != locked.digest else None
+
 
 # Verdicts of an allowed tag that lost to the chosen one; for the locked tag, "locked" says all of it.
 _LOST = frozenset({"older", "same version", "same version, less specific"})
