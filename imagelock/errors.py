@@ -10,12 +10,13 @@ whatever the other images found), then a failed check or signature (1).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_REGISTRY = 3
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a process SIGINT ended
 
 
 class ImagelockError(Exception):
@@ -82,3 +83,11 @@ def naming(name: str, error: ImagelockError) -> ImagelockError:
     if str(error).startswith(where):
         return error
     return type(error)(f"{where}: {error}")
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``; did you mean 'web'?`` when one of ``choices`` is close to a mistyped ``word``, else nothing."""
+    import difflib
+
+    matches = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {matches[0]!r}?" if matches else ""

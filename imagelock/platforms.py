@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 
-from imagelock.errors import InputError
+from imagelock.errors import InputError, did_you_mean
 
 _ARCH_ALIASES = {"aarch64": "arm64", "x86_64": "amd64", "x86-64": "amd64", "armhf": "arm", "armel": "arm"}
 _DEFAULT_VARIANTS = {"arm": "v7"}
@@ -63,10 +62,8 @@ def parse_declared_platform(text: str) -> Platform:
     """
     platform = parse_platform(text)
     if platform.architecture not in KNOWN_ARCHITECTURES:
-        close = difflib.get_close_matches(platform.architecture, KNOWN_ARCHITECTURES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
         raise InputError(
-            f"unknown architecture {platform.architecture!r} in {text!r}"
-            f" (known: {', '.join(KNOWN_ARCHITECTURES)}){hint}"
+            f"unknown architecture {platform.architecture!r} in {text!r} (known: {', '.join(KNOWN_ARCHITECTURES)})"
+            + did_you_mean(platform.architecture, KNOWN_ARCHITECTURES)
         )
     return platform

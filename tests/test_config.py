@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from imagelock.config import Config, load_config
+from imagelock.config import Config, constraint_clauses, load_config, parse_config
 from imagelock.errors import InputError
 from imagelock.versions import ORDERS, candidates
 from tests.support.tag_histories import tag_history
@@ -267,3 +267,19 @@ def test_an_unknown_architecture_suggests_the_close_one_and_aliases_stay_known(t
         load(tmp_path, '[defaults]\nplatforms = ["linux/amd46"]\n')
     config = load(tmp_path, '[images.web]\nimage = "nginx"\ntag = "1"\nplatforms = ["linux/x86_64", "Linux/AArch64"]\n')
     assert [str(platform) for platform in config.images["web"].platforms] == ["linux/amd64", "linux/arm64"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "constraint"),
+    [
+        ('version = ""', "any version"),
+        ('version = "===2024.1,>=1"', ">=1,===2024.1"),
+        ('version = ">=1"\nexclude = ["tag-pattern", "1.0"]', ">=1, exclude 1.0 tag-pattern"),
+        ("tag-pattern = '^a, tag-pattern (?P<version>\\d+), b$'", "tag-pattern ^a, tag-pattern (?P<version>\\d+), b$"),
+        ('version = "~=1.2"\nvariant = "slim"\nprereleases = false', "~=1.2, variant slim, no prereleases"),
+    ],
+)
+def test_a_constraint_reads_back_key_by_key(tmp_path: Path, entry: str, constraint: str) -> None:
+    spec = parse_config(f'[images.x]\nimage = "nginx"\n{entry}\n', tmp_path / "images.toml").images["x"]
+    assert spec.constraint == constraint
+    assert constraint_clauses(spec.constraint) == dict(spec.constraint_clauses())
