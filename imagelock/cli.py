@@ -25,7 +25,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from imagelock import __version__
-from imagelock.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, ImagelockError, InputError
+from imagelock.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_REGISTRY, ImagelockError, InputError
 from imagelock.lockfile import LockedImage
 from imagelock.project import Change, LockResult, Project
 from imagelock.relocation import parse_relocations
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from imagelock.audit.scan import AuditReport, Finding
     from imagelock.pinning import Notice, Skipped
+    from imagelock.resolver import Explanation
 
 
 class _Program(TyperGroup):
@@ -77,7 +78,8 @@ def _failures_reported(*, as_json: bool, debug: Callable[[], bool]) -> Iterator[
 def _fail(message: str, exit_code: int, *, as_json: bool) -> NoReturn:
     if as_json:
         _print_json({"error": {"message": message, "exit": exit_code}})
-    typer.echo(message if exit_code == EXIT_INTERRUPTED else f"error: {message}", err=True)
+    lines = [message] if exit_code == EXIT_INTERRUPTED else [f"error: {line}" for line in message.splitlines()]
+    typer.echo("\n".join(lines), err=True)  # several failures (SeveralFailuresError): one line each
     raise typer.Exit(exit_code)
 
 
@@ -473,15 +475,29 @@ def why_command(
     )
     if as_json:
         tags = [{"tag": t.tag, "version": t.version, "verdict": t.verdict} for t in explanation.tags]
-        document = {"name": explanation.name, "image": explanation.image, "chosen": explanation.chosen, "tags": tags}
-        _print_json({**document, "hint": explanation.hint})
+        document: dict[str, object] = {"name": explanation.name, "image": explanation.image, "tags": tags}
+        document |= {"chosen": explanation.chosen, "chosen_digest": explanation.chosen_digest}
+        _print_json({**document, "locked": _entry_json(explanation.locked), "hint": explanation.hint})
         return
-    chosen = explanation.chosen or "nothing"
-    _stdout().print(Text.assemble((explanation.name, "bold"), f"  {explanation.image}  chosen: {chosen}"))
+    lock_path = Project.at(config, lockfile).lock_path
+    _stdout().print(Text.assemble((explanation.name, "bold"), f"  {_why_summary(explanation, lock_path)}"))
     if explanation.hint is not None:
         _stdout().print(Text(f"  hint: {explanation.hint}", style="yellow"), soft_wrap=True)
-    styles = {"chosen": "green bold", "older": "dim"}
+    styles = {"chosen": "green bold", "chosen, locked": "green bold", "locked": "cyan", "older": "dim"}
     _print_rows([["  " + t.tag, Text(t.verdict, style=styles.get(t.verdict, ""))] for t in explanation.tags])
+
+
+def _why_summary(explanation: Explanation, lock_path: Path) -> str:
+    """``IMAGE  locked: TAG (sha256:…)  newest allowed: TAG``: what the lock pins beside what a fresh resolve picks."""
+    locked, newest = explanation.locked, explanation.chosen or "nothing"
+    if locked is None:
+        pinned = "not locked" if lock_path.exists() else f"not locked (no {lock_path.name})"
+    else:
+        where = "" if locked.image == explanation.image else f"{locked.image}:"
+        pinned = f"locked: {where}{locked.tag} ({_short(locked.digest)})"
+    if explanation.rebuilt is not None:
+        newest += f" (rebuilt: {_short(explanation.rebuilt)})"
+    return f"{explanation.image}  {pinned}  newest allowed: {newest}"
 
 
 @app.command("verify")
@@ -515,7 +531,9 @@ def verify_command(
 def add_command(
     context: typer.Context,
     name: Annotated[str, typer.Argument(help="The new entry's name.")],
-    image: Annotated[str, typer.Argument(help="Repository, e.g. nginx or ghcr.io/org/app.")],
+    image: Annotated[
+        str, typer.Argument(help="Repository, e.g. nginx or ghcr.io/org/app; IMAGE:TAG follows that tag.")
+    ],
     version: Annotated[str | None, typer.Option("--version", help="PEP 440 specifier, e.g. '>=1.25'.")] = None,
     tag: Annotated[str | None, typer.Option("--tag", help="A tag to follow instead of a version range.")] = None,
     variant: Annotated[str | None, typer.Option("--variant", help="Only tags '<version>-<variant>'.")] = None,
@@ -689,10 +707,14 @@ def audit_command(
         lock_path = Project.at(config, lockfile).lock_path
         document = report_sarif(report, lock_path.name, lock_path.read_text(encoding="utf-8"))
         sarif.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    for error in report.errors:
+        typer.echo(f"error: {error}", err=True)
     if as_json:
         _print_json(report_json(report))
     else:
         _print_audit(report)
+    if report.errors:  # the audit is incomplete: that outranks a finding (docs/commands.md, exit codes)
+        raise typer.Exit(EXIT_REGISTRY)
     if report.failed:
         raise typer.Exit(EXIT_CHECK_FAILED)
 
@@ -703,12 +725,18 @@ def _print_audit(report: AuditReport) -> None:
     counts: dict[str, int] = {}
     for image in report.images:
         target = image.target
-        sources = sorted({f"{p.source}{', ' + p.release if p.release else ''}" for p in image.platforms})
-        console.print(Text.assemble((target.name, "bold"), f"  {target.reference}  ({'; '.join(sources)})"))
+        audited = [p for p in image.platforms if p.error is None]
+        sources = sorted({f"{p.source}{', ' + p.release if p.release else ''}" for p in audited})
+        from_where = f"  ({'; '.join(sources)})" if sources else ""
+        console.print(Text.assemble((target.name, "bold"), f"  {target.reference}{from_where}"))
+        for platform in image.platforms:
+            if platform.error is not None:
+                console.print(Text(f"  {platform.platform}: not audited: {platform.error}", style="red"))
         for note in dict.fromkeys(note for platform in image.platforms for note in platform.notes):
             console.print(Text(f"  note: {note}", style="dim"))
         if not image.findings:
-            console.print(Text("  no known vulnerabilities", style="green"))
+            if audited:
+                console.print(Text("  no known vulnerabilities", style="green"))
             continue
         failing = set(image.failing)
         rows: list[list[Text | str]] = [
@@ -737,10 +765,14 @@ def _print_audit(report: AuditReport) -> None:
     )
     failing_images = [image.target.name for image in report.images if image.failing]
     summary = f"{total} finding(s) in {len(report.images)} image(s)" + (f" ({by_severity})" if by_severity else "")
+    if report.errors:
+        summary += f"; {len(report.errors)} platform(s) not audited"
     if failing_images:
         typer.echo(f"{summary}; audit failed for {', '.join(failing_images)}", err=True)
-    else:
+    elif not report.errors:
         typer.echo(f"{summary}; audit passed", err=True)
+    else:
+        typer.echo(summary, err=True)
 
 
 vulndb_app = typer.Typer(help="The offline vulnerability database (OSV exports).", no_args_is_help=True)

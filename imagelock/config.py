@@ -23,7 +23,7 @@ from packaging.version import Version
 from imagelock.audit.policy import FAIL_ON_LEVELS, AuditPolicy
 from imagelock.errors import InputError
 from imagelock.lockfile import read_at_most
-from imagelock.platforms import Platform, parse_platform
+from imagelock.platforms import Platform, parse_declared_platform
 from imagelock.reference import Repository, is_valid_registry_host, is_valid_tag, parse_reference
 from imagelock.versions import ORDERS, TagMatcher, parse_version
 
@@ -309,7 +309,7 @@ class _ConfigParser:
         platforms = set()
         for text in self.string_list(where, "platforms", value):
             try:
-                platforms.add(parse_platform(text))
+                platforms.add(parse_declared_platform(text))
             except InputError as error:
                 raise self.error(where, f"key 'platforms': {error}") from None
         return tuple(sorted(platforms))

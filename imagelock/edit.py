@@ -10,13 +10,23 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
 from imagelock.errors import InputError
-from imagelock.reference import Reference
+from imagelock.reference import Reference, parse_reference
 
 
 def entry(image: str, *, version: str | None, tag: str | None, variant: str | None) -> dict[str, str]:
-    """The keys of a new ``[images.NAME]`` table, in the order the docs write them."""
+    """The keys of a new ``[images.NAME]`` table, in the order the docs write them.
+
+    ``IMAGE:TAG`` is the shorthand images.toml accepts: follow that tag.
+    """
+    shorthand_tag = _tag_of(image)
+    if shorthand_tag is not None:
+        if version is not None or tag is not None:
+            raise InputError(
+                f"{image!r} already names tag {shorthand_tag!r}: give it without the tag, or drop --tag/--version"
+            )
+        image, tag = image.removesuffix(f":{shorthand_tag}"), shorthand_tag
     if (version is None) == (tag is None):
-        raise InputError("give exactly one of --version and --tag")
+        raise InputError("give IMAGE:TAG, or exactly one of --version and --tag")
     if variant is not None and tag is not None:
         raise InputError("--variant applies to --version, not --tag")
     fields = {"image": image}
@@ -29,24 +39,51 @@ def entry(image: str, *, version: str | None, tag: str | None, variant: str | No
     return fields
 
 
+def _tag_of(image: str) -> str | None:
+    """The tag of ``IMAGE:TAG`` without a digest; None otherwise (a bad reference is reported by the entry's checks)."""
+    try:
+        reference = parse_reference(image)
+    except InputError:
+        return None
+    return reference.tag if reference.digest is None else None
+
+
 def add_image(text: str, name: str, fields: dict[str, str]) -> str:
+    """``text`` with ``[images.NAME]`` appended after one blank line, so that ``remove_image`` can take both away.
+
+    A file that does not end with a newline still does not.
+    """
     document = _parse(text)
     table = tomlkit.table()
     for key, value in fields.items():
         table.add(key, value)
-    images: Any = document.get("images")
-    if images is None:
-        images = tomlkit.table(is_super_table=True)
-        document.add("images", images)
-    images[name] = table
-    return _blank_line_before(tomlkit.dumps(document), f"[images.{tomlkit.key(name).as_string()}]")
+    section = tomlkit.table(is_super_table=True)
+    section[name] = table
+    rendered = tomlkit.dumps({"images": section})
+    if not text:
+        return rendered
+    appended = text + "\n" + rendered if text.endswith("\n") else text + "\n\n" + rendered.removesuffix("\n")
+    try:
+        tomlkit.parse(appended)
+    except TOMLKitError:  # images = { … } cannot be extended by a header: extend the inline table
+        images: Any = document["images"]
+        inline = tomlkit.inline_table()
+        inline.update(fields)
+        images[name] = inline
+        return tomlkit.dumps(document)
+    return appended
 
 
 def remove_image(text: str, name: str) -> str:
+    """``text`` without the entry; an entry that ended the file takes the blank line ``add_image`` put before it."""
     document = _parse(text)
     images: Any = document["images"]
     del images[name]
-    return tomlkit.dumps(document)
+    remaining = tomlkit.dumps(document)
+    separator = "\n" if text.endswith("\n") else "\n\n"
+    if text.startswith(remaining) and remaining.endswith("\n\n"):
+        return remaining.removesuffix(separator)
+    return remaining
 
 
 def _parse(text: str) -> tomlkit.TOMLDocument:
@@ -54,16 +91,6 @@ def _parse(text: str) -> tomlkit.TOMLDocument:
         return tomlkit.parse(text)
     except TOMLKitError as error:  # pragma: no cover - the caller validated the text already
         raise InputError(f"invalid TOML: {error}") from None
-
-
-def _blank_line_before(text: str, header: str) -> str:
-    """Separate the new table from what precedes it, touching no other line."""
-    lines = text.splitlines(keepends=True)
-    for index, line in enumerate(lines):
-        if line.strip() == header and index > 0 and lines[index - 1].strip():
-            lines.insert(index, "\n")
-            break
-    return "".join(lines)
 
 
 def initial_config(references: Sequence[tuple[str, Reference]], sources: Sequence[str]) -> str:

@@ -2,11 +2,15 @@
 
 Every error message is one line that names what is wrong and where: the file, the image
 and the key, or the registry.
+
+A run that fails for several images reports every failure (``SeveralFailuresError``) and exits with the code
+of the worst: bad input (2), then a registry, network or data failure (3: the answer is incomplete,
+whatever the other images found), then a failed check or signature (1).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -51,6 +55,34 @@ class DataUnavailableError(ImagelockError):
     """Vulnerability data or an image's content cannot be had: offline database, OSV API, layers (exit 3)."""
 
     exit_code = EXIT_REGISTRY
+
+
+class SeveralFailuresError(ImagelockError):
+    """Several entries failed: one line each, and the exit code of the worst."""
+
+    def __init__(self, failures: Sequence[ImagelockError]) -> None:
+        super().__init__("\n".join(str(failure) for failure in failures))
+        self.failures = tuple(failures)
+        self.exit_code = max((failure.exit_code for failure in failures), key=_SEVERITY.index)
+
+
+_SEVERITY = (EXIT_CHECK_FAILED, EXIT_REGISTRY, EXIT_BAD_INPUT)  # least to most severe
+
+
+def raise_all(failures: Sequence[ImagelockError]) -> None:
+    """Raise the one failure as itself, several as ``SeveralFailuresError``; nothing when there is none."""
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise SeveralFailuresError(failures)
+
+
+def naming(name: str, error: ImagelockError) -> ImagelockError:
+    """``error`` led by the entry it concerns (``[images.NAME]: …``), unless its message names it already."""
+    where = f"[images.{name}]"
+    if str(error).startswith(where):
+        return error
+    return type(error)(f"{where}: {error}")
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from imagelock.concurrency import once
-from imagelock.errors import EXIT_CHECK_FAILED, ImagelockError, InputError, NotFoundError
+from imagelock.concurrency import each_settled, once
+from imagelock.errors import EXIT_CHECK_FAILED, ImagelockError, InputError, NotFoundError, raise_all
 from imagelock.events import Events
 from imagelock.lockfile import LockedImage
 from imagelock.reference import DOCKER_HUB, Repository, is_valid_registry_host, names_registry_host, parse_repository
@@ -176,10 +176,14 @@ async def mirror_all(
     source: ImageReader | None = None,
 ) -> tuple[MirroredImage, ...]:
     """Copy every planned entry to its destination, all concurrently; read from ``source`` (a bundle) if
-    given, else from the entries' own registries."""
+    given, else from the entries' own registries. Every failure is raised, each naming its entry."""
     pusher = Pusher(client, chunk_size=chunk_size or CHUNK_SIZE)
     copier = _Copier(source or client, client, pusher, events, progress or NoProgress())
-    return tuple(await asyncio.gather(*(copier.image(entry, destination) for entry, destination in planned)))
+    copied, failures = await each_settled(
+        {entry.name: copier.image(entry, destination) for entry, destination in planned}
+    )
+    raise_all(failures)
+    return tuple(copied[entry.name] for entry, _ in planned)
 
 
 class _Copier:

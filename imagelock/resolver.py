@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from imagelock import trust
-from imagelock.concurrency import all_or_first_failure
+from imagelock.concurrency import each_settled
 from imagelock.config import ImageSpec
-from imagelock.errors import ResolutionError
+from imagelock.errors import ResolutionError, raise_all
 from imagelock.events import Events, Silent
 from imagelock.lockfile import LockedImage
 from imagelock.registry import RegistryClient
@@ -64,7 +64,7 @@ async def resolve_all(
     events: Events | None = None,
     gate: Gate | None = None,
 ) -> dict[str, Resolution]:
-    """Resolve every spec concurrently; the first failure cancels the rest and is raised.
+    """Resolve every spec concurrently; when any fails, every failure is raised, each naming its entry.
 
     ``previous`` holds the entries of the existing lock: a tag that still names the locked
     digest is confirmed with a HEAD and needs no GET.
@@ -81,8 +81,9 @@ async def resolve_all(
         events.resolved(spec.name)
         return resolution
 
-    resolved = await all_or_first_failure(resolve_one(spec) for spec in specs)
-    return {spec.name: resolution for spec, resolution in zip(specs, resolved, strict=True)}
+    resolved, failures = await each_settled({spec.name: resolve_one(spec) for spec in specs})
+    raise_all(failures)
+    return resolved
 
 
 async def resolve_image(
@@ -193,13 +194,30 @@ class TagVerdict:
 
 @dataclass(frozen=True)
 class Explanation:
-    """Why an entry resolves to the tag it does: every tag of the repository with its verdict."""
+    """Why an entry resolves to the tag it does: every tag of the repository with its verdict.
+
+    ``chosen`` is what a fresh resolve would pick; ``locked`` is what the lock pins (it may be older).
+    """
 
     name: str
     image: str
     chosen: str | None
     tags: tuple[TagVerdict, ...]
     hint: str | None = None  # a likely mistake in the spec (``==3.12`` meant as ``==3.12.*``)
+    chosen_digest: str | None = None
+    locked: LockedImage | None = None
+
+    @property
+    def rebuilt(self) -> str | None:
+        """The digest the locked tag names now, when it is still the newest allowed but names another digest."""
+        locked = self.locked
+        if locked is None or (locked.image, locked.tag) != (self.image, self.chosen):
+            return None
+        return self.chosen_digest if self.chosen_digest != locked.digest else None
+
+
+# Verdicts of an allowed tag that lost to the chosen one; for the locked tag, "locked" says all of it.
+_LOST = frozenset({"older", "same version", "same version, less specific"})
 
 
 async def explain(
@@ -207,7 +225,8 @@ async def explain(
 ) -> Explanation:
     """Every tag considered for ``spec``, newest first, with its verdict; fetches only what selection would.
 
-    ``previous`` is the entry in the existing lock, whose evidence pins trust-on-first-use roots.
+    ``previous`` is the entry in the existing lock: its tag is marked ``locked`` in the list, and its
+    evidence pins trust-on-first-use roots.
     """
     if spec.tag is not None:
         pin = await _pin(spec, spec.tag, client, None)
@@ -217,14 +236,17 @@ async def explain(
             if missing
             else await _signature_verdict(spec, spec.tag, pin, client, previous, gate)
         )
-        verdict = TagVerdict(spec.tag, reason)
-        return Explanation(spec.name, str(spec.repository), spec.tag if reason == "chosen" else None, (verdict,))
+        verdict = _marked(TagVerdict(spec.tag, reason), spec, previous)
+        if reason != "chosen":
+            return Explanation(spec.name, str(spec.repository), None, (verdict,), locked=previous)
+        return Explanation(spec.name, str(spec.repository), spec.tag, (verdict,), None, pin.digest, previous)
     matcher = spec.matcher
     assert matcher is not None
     tags = await client.list_tags(spec.repository)
     judged = judge(tags, matcher)
     verdicts = {tag: verdict.reason for tag, (verdict, _) in judged.items()}
     chosen: Candidate | None = None
+    chosen_digest: str | None = None
     for candidate in candidates(tags, matcher):
         if chosen is not None:
             verdicts[candidate.tag] = _lost_to(candidate, chosen)
@@ -236,15 +258,24 @@ async def explain(
             continue
         verdicts[candidate.tag] = await _signature_verdict(spec, candidate.tag, pin, client, previous, gate)
         if verdicts[candidate.tag] == "chosen":
-            chosen = candidate
+            chosen, chosen_digest = candidate, pin.digest
 
     readable = replace(matcher, variant=None, pattern=None)  # how a tag outside the variant or pattern reads
     versioned = order(reading for tag in tags if (reading := matcher.read(tag) or readable.read(tag)) is not None)
     listed = {candidate.tag for candidate in versioned}
     ordered = [TagVerdict(c.tag, verdicts[c.tag], c.shown) for c in versioned]
     ordered += [TagVerdict(tag, verdicts[tag]) for tag in sorted(tags) if tag not in listed]
+    marked = tuple(_marked(verdict, spec, previous) for verdict in ordered)
     hint = exact_release_hint(matcher, tags)
-    return Explanation(spec.name, str(spec.repository), chosen.tag if chosen else None, tuple(ordered), hint)
+    chosen_tag = chosen.tag if chosen else None
+    return Explanation(spec.name, str(spec.repository), chosen_tag, marked, hint, chosen_digest, previous)
+
+
+def _marked(verdict: TagVerdict, spec: ImageSpec, previous: LockedImage | None) -> TagVerdict:
+    """The verdict of the tag the lock pins says so: ``locked``, or ``chosen, locked`` and the like."""
+    if previous is None or previous.image != str(spec.repository) or previous.tag != verdict.tag:
+        return verdict
+    return replace(verdict, verdict="locked" if verdict.verdict in _LOST else f"{verdict.verdict}, locked")
 
 
 async def _signature_verdict(

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from imagelock import trust
-from imagelock.errors import NotFoundError
+from imagelock.concurrency import each_settled
+from imagelock.errors import EXIT_CHECK_FAILED, ImagelockError, NotFoundError, raise_all
 from imagelock.lockfile import LockedImage
 from imagelock.reference import parse_repository
 from imagelock.registry import ImageReader
 from imagelock.trust import SignatureError, Subject, TrustPolicy
+
+
+class VerificationError(ImagelockError):
+    """A locked digest or platform is gone, or its signature no longer satisfies its policy (exit 1)."""
+
+    exit_code = EXIT_CHECK_FAILED
 
 
 @dataclass(frozen=True)
@@ -28,9 +34,19 @@ class Verification:
 async def verify_all(
     entries: Iterable[LockedImage], client: ImageReader, policies: Mapping[str, TrustPolicy | None]
 ) -> list[Verification]:
-    """Verify each entry; ``policies`` gives each entry's current trust policy by name."""
-    entries = list(entries)
-    return list(await asyncio.gather(*(verify_entry(entry, client, policies.get(entry.name)) for entry in entries)))
+    """Verify each entry; ``policies`` gives each entry's current trust policy by name.
+
+    When the registry fails for any entry, every failure is raised, each naming its entry, the entries
+    whose verification found problems among them.
+    """
+    work = {entry.name: verify_entry(entry, client, policies.get(entry.name)) for entry in entries}
+    verified, failures = await each_settled(work)
+    if failures:
+        failures += [
+            VerificationError(f"[images.{v.name}]: {'; '.join(v.problems)}") for v in verified.values() if not v.ok
+        ]
+        raise_all(sorted(failures, key=str))
+    return [verified[name] for name in work]
 
 
 async def verify_entry(entry: LockedImage, client: ImageReader, policy: TrustPolicy | None = None) -> Verification:

@@ -17,7 +17,7 @@ import pytest
 from imagelock.cli import app
 from tests.conftest import Project, Registry
 from tests.support.cosign import SigningKey, attest_image, sign_image
-from tests.support.layers import Layer, oversized, push_layered, tree
+from tests.support.layers import CraftedLayer, Layer, oversized, push_layered, tree
 from tests.support.osv import OsvServer, StaticServer
 from tests.support.proxy import Answer, Proxy
 from tests.support.vulndata import needs_vulndata, vulndata
@@ -409,7 +409,9 @@ def test_a_header_of_512_mib_fails_the_audit_naming_its_layer_in_little_memory(
     finally:
         tracemalloc.stop()
     assert result.exit_code == 3
-    assert result.stderr.count("\n") == 1
+    assert [line for line in result.stderr.splitlines() if line.startswith("error: ")] == [
+        result.stderr.splitlines()[0]
+    ]
     assert f"{repository}@{bomb.digest}: a {what} header of {512 << 20} bytes, over the 1 MiB bound" in result.stderr
     assert peak < 8 << 20, f"peak {peak >> 20} MiB while refusing a 512 MiB {what} header"
 
@@ -430,6 +432,58 @@ def test_a_layer_that_does_not_match_its_digest_gives_no_inventory(project: Proj
         result = project.run("audit", "--db", str(vulndata("osv")))
         assert result.exit_code == 3
         assert "does not match the digest" in result.stderr
+    finally:
+        proxy.stop()
+
+
+def test_an_unreadable_layer_is_an_error_for_its_image_and_platform_and_the_others_are_audited(
+    project: Project, registry: Registry, images: dict[str, str]
+) -> None:
+    seeder = registry.seeder
+    whole = inventory("alpine318").blob()
+    push_layered(seeder, "audit/truncated", "1", [CraftedLayer(whole[: len(whole) // 2])])
+    push_layered(seeder, "audit/not-a-tar", "1", [CraftedLayer(gzip.compress(b"no tar here " * 200, mtime=0))])
+    unserved = CraftedLayer(inventory("debian12").blob())
+    push_layered(seeder, "audit/unserved", "1", [unserved])
+
+    def fail_the_layer(method: str, path: str) -> Answer | None:
+        return Answer(500, {}, b"") if path == f"/v2/audit/unserved/blobs/{unserved.digest}" else None
+
+    proxy = Proxy(registry.host, intercept=fail_the_layer).start()
+    try:
+        broken = {name: f"audit/{name}:1" for name in ("truncated", "not-a-tar", "unserved")}
+        write_config(project, proxy.host, {"node7": images["node7"], **broken})
+        assert project.run("lock").exit_code == 0
+        lock = project.lock.read_bytes()
+
+        result = project.run("audit", "--db", str(vulndata("osv")))
+        assert result.exit_code == 3, result.stderr  # after auditing the rest: node7's finding alone would be 1
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert [line.split(": ")[1] for line in errors] == [
+            "[images.not-a-tar] linux/amd64",
+            "[images.truncated] linux/amd64",
+            "[images.unserved] linux/amd64",
+        ]
+        assert "not a readable layer archive" in errors[0]
+        assert "not a readable layer archive" in errors[1]
+        assert "HTTP 500" in errors[2]
+        assert "GHSA-whgm-jr23-g3j9" in result.stdout
+        assert "Traceback" not in result.stderr
+        assert (
+            result.stderr.splitlines()[-1]
+            == "1 finding(s) in 4 image(s) (1 high); 3 platform(s) not audited; audit failed for node7"
+        )
+
+        as_json = project.run("audit", "--json", "--db", str(vulndata("osv")))
+        assert as_json.exit_code == 3
+        report = json.loads(as_json.stdout)
+        assert report["ok"] is False
+        assert report["errors"] == [line.removeprefix("error: ") for line in errors]
+        assert {image["name"]: [p["error"] is None for p in image["platforms"]] for image in report["images"]} == {
+            "node7": [True], "not-a-tar": [False], "truncated": [False], "unserved": [False]
+        }  # fmt: skip
+        assert findings(report) == {("node7", "ansi-html", "0.0.7", "GHSA-whgm-jr23-g3j9", "0.0.8")}
+        assert project.lock.read_bytes() == lock
     finally:
         proxy.stop()
 

@@ -61,6 +61,16 @@ CONFIGS: list[tuple[str, str | bytes, str]] = [
     ("exclude-wrong-type", '[images.app]\nimage = "nginx"\nversion = ">=1"\nexclude = "1.2"\n', "key 'exclude'"),
     ("prereleases-wrong-type", '[images.app]\nimage = "nginx"\nversion = ">=1"\nprereleases = "no"\n', "prereleases"),
     ("platform-invalid", OK_IMAGE + 'platforms = ["linux"]\n', "platform"),
+    (
+        "platform-unknown-architecture",
+        OK_IMAGE + 'platforms = ["linux/amd46"]\n',
+        "[images.app]: key 'platforms': unknown architecture 'amd46' in 'linux/amd46' (known: 386, amd64, ",
+    ),
+    (
+        "default-platform-unknown-architecture",
+        '[defaults]\nplatforms = ["linux/arm64", "linux/aarch46"]\n' + OK_IMAGE,
+        "[defaults]: key 'platforms': unknown architecture 'aarch46'",
+    ),
     ("platforms-wrong-type", OK_IMAGE + 'platforms = "linux/amd64"\n', "platforms"),
     ("duplicate-names-by-case", OK_IMAGE + OK_IMAGE.replace("images.app", "images.APP"), "duplicate name"),
     ("name-invalid", '[images."-app"]\nimage = "nginx"\ntag = "1"\n', "invalid name"),

@@ -82,6 +82,12 @@ db = "postgres:16.4"
         ("[defaults]\nverify = 1\n", "[defaults]", "key 'verify': expected a policy name"),
         ('[defaults]\nplatforms = "linux/amd64"\n', "[defaults]", "expected a list of strings"),
         ('[defaults]\nplatforms = ["linux"]\n', "[defaults]", "invalid platform 'linux'"),
+        ('[defaults]\nplatforms = ["linux/amd46"]\n', "[defaults]", "'amd46' in 'linux/amd46' (known: 386, amd64,"),
+        (
+            '[images.web]\nimage = "nginx"\ntag = "1"\nplatforms = ["linux/amd46"]\n',
+            "[images.web]",
+            "key 'platforms': unknown architecture 'amd46' in 'linux/amd46' (known: 386, amd64, ",
+        ),
         ('[images.web]\nimage = "nginx"\nversion = ">=1"\nflavour = "x"\n', "[images.web]", "unknown key 'flavour'"),
         ('[images.web]\nimage = "nginx"\nversion = 5\n', "[images.web]", "key 'version': expected a string"),
         ('[images.web]\nimage = "nginx"\nversion = ">=1"\nprereleases = "yes"\n', "[images.web]", "'prereleases'"),
@@ -254,6 +260,13 @@ def test_the_ubuntu_examples_allow_respins(tmp_path: Path) -> None:
         matcher = config.images["base"].matcher
         assert matcher is not None
         assert candidates(tag_history("ubuntu-2024-10"), matcher)[0].tag == "jammy-20240911.1"
+
+
+def test_an_unknown_architecture_suggests_the_close_one_and_aliases_stay_known(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="did you mean 'amd64'"):
+        load(tmp_path, '[defaults]\nplatforms = ["linux/amd46"]\n')
+    config = load(tmp_path, '[images.web]\nimage = "nginx"\ntag = "1"\nplatforms = ["linux/x86_64", "Linux/AArch64"]\n')
+    assert [str(platform) for platform in config.images["web"].platforms] == ["linux/amd64", "linux/arm64"]
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from imagelock.errors import InputError, RegistryError, SeveralFailuresError
+from imagelock.trust import SignatureError
 from tests.conftest import Project, Registry
 from tests.support.proxy import RESET, Answer, Intercept, Proxy
 
@@ -169,6 +171,78 @@ def test_registry_errors_become_one_clear_line(
     assert result.stderr.count("\n") <= 2  # the error, and nothing but the error
     assert expected in result.stderr
     assert "library/redis:7.2" in result.stderr or status == 401
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error: ")]
+
+
+def test_every_failing_entry_is_reported_by_name_and_the_worst_exit_code_wins(
+    project: Project, proxy: Proxy, registry: Registry
+) -> None:
+    healthy = (
+        f'[images.web]\nimage = "{proxy.host}/library/nginx"\nversion = "==1.26.2"\n'
+        f'[images.cache]\nimage = "{proxy.host}/library/redis"\ntag = "7.2"\n'
+    )
+    project.write(healthy + f'[images.db]\nimage = "{proxy.host}/library/postgres"\nversion = "~=16.0"\n')
+    assert project.run("lock").exit_code == 0
+    before = project.lock.read_bytes()
+
+    def redis_unavailable(method: str, path: str) -> Answer | None:
+        return Answer(503, {}, b"") if path.startswith("/v2/library/redis/manifests/") else None
+
+    proxy.intercept = redis_unavailable
+    project.write(healthy + f'[images.db]\nimage = "{proxy.host}/library/postgres"\nversion = "==99.*"\n')
+    for command in ("update", "outdated"):  # both ask the registry about every entry
+        result = project.run(command)
+        assert result.exit_code == 3, result.stderr  # the registry's failure outranks db's check failure (1)
+        cache, db = error_lines(result.stderr)
+        assert cache.startswith("error: [images.cache]: ")
+        assert f"{proxy.host}/library/redis:7.2: failed (HTTP 503 after 4 attempts)" in cache
+        assert db.startswith(f"error: [images.db]: no tag of {proxy.host}/library/postgres matches ==99.*")
+        assert "Traceback" not in result.stderr
+        assert project.lock.read_bytes() == before
+
+    only_db = project.run("lock")  # cache is kept as locked: only db is resolved
+    assert only_db.exit_code == 1
+    assert error_lines(only_db.stderr) == [line for line in error_lines(result.stderr) if "[images.db]" in line]
+    assert project.lock.read_bytes() == before
+
+
+def test_the_worst_exit_code_is_bad_input_then_registry_then_a_failed_check() -> None:
+    check, registry, bad_input = SignatureError("[images.a]: x"), RegistryError("[images.b]: y"), InputError("z")
+    assert SeveralFailuresError([check, registry]).exit_code == 3
+    assert SeveralFailuresError([registry, check]).exit_code == 3
+    assert SeveralFailuresError([check, bad_input, registry]).exit_code == 2
+    assert SeveralFailuresError([check, check]).exit_code == 1
+    assert str(SeveralFailuresError([check, registry])) == "[images.a]: x\n[images.b]: y"
+
+
+def test_verify_reports_each_unreachable_entry_and_each_problem(
+    project: Project, proxy: Proxy, registry: Registry
+) -> None:
+    registry.seeder.push_image("faults/verified", "1.0.0")
+    project.write(
+        f'[images.web]\nimage = "{proxy.host}/library/nginx"\nversion = "==1.26.2"\n'
+        f'[images.cache]\nimage = "{proxy.host}/library/redis"\ntag = "7.2"\n'
+        f'[images.app]\nimage = "{proxy.host}/faults/verified"\ntag = "1.0.0"\n'
+    )
+    assert project.run("lock").exit_code == 0
+    arm64 = tomllib.loads(project.lock.read_text())["images"]["app"]["platforms"]["linux/arm64"]
+    registry.seeder.client.delete(f"/v2/faults/verified/manifests/{arm64}").raise_for_status()
+
+    def unavailable(method: str, path: str) -> Answer | None:
+        return Answer(503, {}, b"") if "/library/" in path and "/manifests/" in path else None
+
+    proxy.intercept = unavailable
+    result = project.run("verify")
+    assert result.exit_code == 3, result.stderr
+    app, cache, web = error_lines(result.stderr)
+    assert app == f"error: [images.app]: platform linux/arm64 manifest {arm64} no longer exists"
+    assert cache.startswith("error: [images.cache]: ")
+    assert "503" in cache
+    assert web.startswith("error: [images.web]: ")
+    assert "503" in web
 
 
 def test_unknown_tag_names_the_manifest(project: Project, registry: Registry) -> None:

@@ -403,7 +403,7 @@ def test_why_names_a_skipped_date_stamp_date_like(project: Project, registry: Re
     project.write(f'[images.os]\nimage = "{registry.host}/history/alpine"\nversion = ""\n')
     why = project.run("why", "os")
     assert why.exit_code == 0, why.stderr
-    assert "chosen: 3.24.1" in why.stdout
+    assert "newest allowed: 3.24.1" in why.stdout
     assert any("20260805" in line and "date-like" in line for line in why.stdout.splitlines())
 
 

@@ -318,6 +318,17 @@ def test_mirror_without_credentials_for_a_token_registry_is_exit_3(
     assert "Traceback" not in result.stderr
 
 
+def test_a_mirror_that_fails_for_several_images_names_each(
+    tmp_path: Path, source: Source, token_registry: TokenRegistry
+) -> None:
+    project = locked_project(tmp_path, source)
+    result = project.run("mirror", f"{token_registry.host}/mirrored", "legacy", "web")
+    assert result.exit_code == 3
+    legacy, web = result.stderr.splitlines()
+    assert legacy.startswith(f"error: [images.legacy] mirroring to {token_registry.host}/mirrored/team/legacy: ")
+    assert web.startswith(f"error: [images.web] mirroring to {token_registry.host}/mirrored/library/nginx: ")
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -91,7 +91,7 @@ def test_the_newest_signed_tag_is_locked_with_its_evidence(
     why = project.run("why", "app")
     verdicts = dict(line.split(None, 1) for line in why.stdout.splitlines()[1:])
     assert verdicts["1.2.0"].startswith("signature: no cosign signature")
-    assert verdicts["1.1.0"] == "chosen"
+    assert verdicts["1.1.0"] == "chosen, locked"
     assert project.run("verify").exit_code == 0
 
 

@@ -231,7 +231,9 @@ def test_why_gives_each_tag_its_verdict(project: Project, registry: Registry) ->
         ["1.8.0-alpine", "not a version"],
         ["latest", "not a version"],
     ]
-    assert result.stdout.splitlines()[0] == f"app  {registry.host}/{repository}  chosen: 2.0.0"
+    assert result.stdout.splitlines()[0] == (
+        f"app  {registry.host}/{repository}  not locked (no images.lock)  newest allowed: 2.0.0"
+    )
     assert not project.lock.exists()  # read-only
 
     document = json.loads(project.run("why", "app", "--json").stdout)
@@ -240,6 +242,48 @@ def test_why_gives_each_tag_its_verdict(project: Project, registry: Registry) ->
     assert document["chosen"] == "2.0.0"
     assert document["tags"][0] == {"tag": "3.0.0rc1", "version": "3.0.0rc1", "verdict": "pre-release"}
     assert document["tags"][-1] == {"tag": "latest", "version": None, "verdict": "not a version"}
+
+
+def test_why_says_what_is_locked_beside_what_a_fresh_resolve_would_choose(
+    project: Project, registry: Registry, repos: tuple[str, str]
+) -> None:
+    web, api = repos
+    project.write(two_images(registry, repos) + f'[images.cache]\nimage = "{registry.host}/{api}"\ntag = "1.0.0"\n')
+    assert project.run("lock").exit_code == 0
+    locked_web = locked(project)["web"]
+    push(registry, web, "1.2.0")
+
+    result = project.run("why", "web")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == (
+        f"web  {registry.host}/{web}  locked: 1.1.0 ({short(str(locked_web['digest']))})  newest allowed: 1.2.0\n"
+        "  1.2.0  chosen\n"
+        "  1.1.0  locked\n"
+        "  1.0.0  older\n"
+    )
+    document = json.loads(project.run("why", "web", "--json").stdout)
+    assert document["chosen"] == "1.2.0"
+    assert document["locked"] == {
+        "image": f"{registry.host}/{web}", "tag": "1.1.0", "digest": locked_web["digest"],
+        "platforms": locked_web["platforms"],
+    }  # fmt: skip
+    assert [tag["verdict"] for tag in document["tags"]] == ["chosen", "locked", "older"]
+
+    assert project.run("update", "web").exit_code == 0
+    assert project.run("why", "web").stdout.splitlines()[1] == "  1.2.0  chosen, locked"
+
+    rebuilt = push(registry, api, "1.0.0", salt="rebuilt")
+    followed = project.run("why", "cache").stdout.splitlines()
+    assert followed[0] == (
+        f"cache  {registry.host}/{api}  locked: 1.0.0 ({short(str(locked(project)['cache']['digest']))})"
+        f"  newest allowed: 1.0.0 (rebuilt: {short(rebuilt.digest)})"
+    )
+    assert followed[1] == "  1.0.0  chosen, locked"
+
+    project.lock.unlink()
+    unlocked = project.run("why", "web", "--json")
+    assert json.loads(unlocked.stdout)["locked"] is None
+    assert "  not locked (no images.lock)  newest allowed: 1.2.0" in project.run("why", "web").stdout
 
 
 def test_why_variant_mismatch(project: Project, registry: Registry) -> None:
@@ -331,6 +375,58 @@ def test_add_that_fails_writes_nothing(
     files = {path: path.read_bytes() for path in (project.config, project.lock)}
     result = project.run("add", *(argument.format(host=registry.host) for argument in arguments))
     assert result.exit_code == code
+    assert {path: path.read_bytes() for path in files} == files
+
+
+def test_add_accepts_the_shorthand_images_toml_accepts(project: Project, registry: Registry) -> None:
+    project.write(f'[images.web]\nimage = "{registry.host}/library/nginx"\nversion = ">=1.25,<1.27"\n')
+    assert project.run("lock").exit_code == 0
+    result = project.run("add", "cache", f"{registry.host}/library/redis:7.2")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"cache  added 7.2  {short(registry.image('library/redis:7.2').digest)}\n"
+    assert project.config.read_text().endswith(
+        f'\n[images.cache]\nimage = "{registry.host}/library/redis"\ntag = "7.2"\n'
+    )
+
+    files = {path: path.read_bytes() for path in (project.config, project.lock)}
+    twice = project.run("add", "db", f"{registry.host}/library/postgres:16.4", "--tag", "16.4")
+    assert twice.exit_code == 2
+    assert twice.stderr == (
+        f"error: '{registry.host}/library/postgres:16.4' already names tag '16.4':"
+        " give it without the tag, or drop --tag/--version\n"
+    )
+    assert {path: path.read_bytes() for path in files} == files
+
+
+def test_add_creates_images_toml_when_there_is_none(project: Project, registry: Registry) -> None:
+    result = project.run("add", "cache", f"{registry.host}/library/redis:7.2")
+    assert result.exit_code == 0, result.stderr
+    assert project.config.read_text() == f'[images.cache]\nimage = "{registry.host}/library/redis"\ntag = "7.2"\n'
+    assert set(locked(project)) == {"cache"}
+    assert project.run("check").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        '[images.web]\nimage = "{host}/library/nginx"\nversion = ">=1.25,<1.27"\n',
+        '[images.web]\nimage = "{host}/library/nginx"\nversion = ">=1.25,<1.27"',  # no newline at the end
+        '# ours\n[images.web]  # front\nimage = "{host}/library/nginx"  # mirrored\ntag = "1.26.2"\n\n# the end\n',
+        '[images.web]\nimage = "{host}/library/nginx"\ntag = "1.26.2"\n\n\n',
+        '[defaults]\nplatforms = ["linux/amd64"]\n\n[images]\nweb = "{host}/library/nginx:1.26.2"\n',
+        'images = {{ web = {{ image = "{host}/library/nginx", tag = "1.26.2" }} }}\n',
+    ],
+    ids=["plain", "no-final-newline", "comments", "trailing-blank-lines", "shorthand", "inline-table"],
+)
+def test_remove_after_add_leaves_both_files_byte_identical(project: Project, registry: Registry, original: str) -> None:
+    project.write(original.format(host=registry.host))
+    assert project.run("lock").exit_code == 0
+    files = {path: path.read_bytes() for path in (project.config, project.lock)}
+    added = project.run("add", "cache", f"{registry.host}/library/redis:7.2")
+    assert added.exit_code == 0, added.stderr
+    assert project.run("check").exit_code == 0
+    removed = project.run("remove", "cache")
+    assert removed.exit_code == 0, removed.stderr
     assert {path: path.read_bytes() for path in files} == files
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from imagelock.audit.scan import Target, audit
+from imagelock.errors import DataUnavailableError
 
 if TYPE_CHECKING:
     from imagelock.audit.database import Database
@@ -27,6 +28,8 @@ def audit_gate(database: Database, cache: LayerCache) -> Gate:
             spec.name, spec.repository, tag, digest, audited_platforms(spec, platforms), spec.audit, spec.policy
         )
         report = await audit([target], client, database, cache)
+        if report.errors:  # a candidate whose content cannot be had is not judged passing
+            raise DataUnavailableError(report.errors[0])
         failing = report.images[0].failing
         if not failing:
             return None

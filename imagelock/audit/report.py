@@ -40,7 +40,7 @@ def image_json(image: ImageAudit) -> dict[str, Any]:
         "name": target.name,
         "reference": target.reference,
         "fail-on": target.policy.fail_on,
-        "ok": not image.failing,
+        "ok": not image.failing and all(platform.error is None for platform in image.platforms),
         "platforms": [
             {
                 "platform": platform.platform,
@@ -49,6 +49,7 @@ def image_json(image: ImageAudit) -> dict[str, Any]:
                 "release": platform.release or None,
                 "packages": platform.packages,
                 "notes": list(platform.notes),
+                "error": platform.error,
             }
             for platform in image.platforms
         ],
@@ -57,7 +58,11 @@ def image_json(image: ImageAudit) -> dict[str, Any]:
 
 
 def report_json(report: AuditReport) -> dict[str, Any]:
-    return {"ok": not report.failed, "images": [image_json(image) for image in report.images]}
+    return {
+        "ok": not report.failed and not report.errors,
+        "errors": list(report.errors),
+        "images": [image_json(image) for image in report.images],
+    }
 
 
 def report_sarif(report: AuditReport, lock_uri: str, lock_text: str) -> dict[str, Any]:

@@ -103,10 +103,11 @@ class Finding:
 class PlatformAudit:
     platform: str
     digest: str
-    source: str  # "layers", or the SBOM it came from
+    source: str  # "layers", or the SBOM it came from; "" when it could not be audited
     release: str
     packages: int
     notes: tuple[str, ...]
+    error: str | None = None  # why its content could not be had (an unreadable layer, a blob not served)
 
 
 @dataclass(frozen=True)
@@ -130,21 +131,42 @@ class AuditReport:
     def failed(self) -> bool:
         return any(image.failing for image in self.images)
 
+    @property
+    def errors(self) -> tuple[str, ...]:
+        """``[images.NAME] PLATFORM: why``, for each platform that could not be audited."""
+        return tuple(
+            f"[images.{image.target.name}] {platform.platform}: {platform.error}"
+            for image in self.images
+            for platform in image.platforms
+            if platform.error is not None
+        )
+
 
 async def audit(targets: Sequence[Target], client: ImageReader, database: Database, cache: LayerCache) -> AuditReport:
-    """Audit every platform of every target; the database is asked once, for all packages together."""
+    """Audit every platform of every target; the database is asked once, for all packages together.
+
+    A platform whose content cannot be had (a layer that is not a readable archive, a blob the
+    registry fails to serve) is reported with its error, and the others are audited.
+    """
     slots = asyncio.Semaphore(MAX_CONCURRENT_PLATFORMS)
 
-    async def one(target: Target, platform: str, digest: str) -> Inventory:
+    async def one(target: Target, platform: str, digest: str) -> Inventory | DataUnavailableError | RegistryError:
         async with slots:
-            return await inventory(target, platform, digest, client, cache)
+            try:
+                return await inventory(target, platform, digest, client, cache)
+            except (DataUnavailableError, RegistryError) as error:
+                return error
 
     jobs = [(target, platform, digest) for target in targets for platform, digest in sorted(target.platforms.items())]
     inventories = await all_or_first_failure(one(*job) for job in jobs)
-    records = await database.records_for([package for found in inventories for package in found.packages])
+    packages = [package for found in inventories if isinstance(found, Inventory) for package in found.packages]
+    records = await database.records_for(packages)
     by_image: dict[str, tuple[list[PlatformAudit], list[Finding]]] = {target.name: ([], []) for target in targets}
     for (target, platform, digest), found in zip(jobs, inventories, strict=True):
         platforms, findings = by_image[target.name]
+        if not isinstance(found, Inventory):
+            platforms.append(PlatformAudit(platform, digest, "", "", 0, (), str(found)))
+            continue
         release = str(found.release) if found.release is not None else ""
         platforms.append(PlatformAudit(platform, digest, found.source, release, len(found.packages), found.notes))
         for match in match_all(records, found.packages):
