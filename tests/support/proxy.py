@@ -71,6 +71,7 @@ class Proxy:
 
         class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms ACK wait between
 
             def _forward(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
