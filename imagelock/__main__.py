@@ -1,3 +1,3 @@
-from imagelock.cli import main
+from imagelock._fastpath import main
 
 main()

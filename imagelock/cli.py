@@ -9,6 +9,7 @@ Exit codes: 0 success; 1 a check or policy failed; 2 bad input; 3 registry or ne
 from __future__ import annotations
 
 import json
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from enum import StrEnum
@@ -19,6 +20,7 @@ import typer
 from rich.text import Text
 
 from imagelock import __version__
+from imagelock._fastpath import remember
 from imagelock.errors import EXIT_CHECK_FAILED, ImagelockError
 from imagelock.lockfile import LockedImage
 from imagelock.project import Change, LockResult, Project
@@ -239,7 +241,8 @@ def _print_json(document: object) -> None:
     typer.echo(json.dumps(document, indent=2, sort_keys=True))
 
 
-def _report_lock(result: LockResult, lock_path: Path, *, dry_run: bool, verbose: bool, as_json: bool) -> None:
+def _report_lock(result: LockResult, lock_path: Path, *, dry_run: bool, verbose: bool, as_json: bool) -> str:
+    """Print the changes (or the JSON report) and the summary line on stderr, which is returned."""
     if as_json:
         _print_json(
             {
@@ -260,6 +263,16 @@ def _report_lock(result: LockResult, lock_path: Path, *, dry_run: bool, verbose:
     else:
         summary = f"{lock_path} is up to date ({count} image(s))"
     typer.echo(summary, err=True)
+    return summary
+
+
+def _remember_up_to_date(command: str, project: Project, started_ns: int, stream: int, message: str) -> None:
+    """Let the next run of this command line on the same files answer before the CLI loads (_fastpath.py)."""
+    try:
+        inputs = project.inputs()
+    except ImagelockError:  # images.toml changed meanwhile: nothing to remember
+        return
+    remember(command, inputs, started_ns, stream, message)
 
 
 def _report_skipped(skipped: Sequence[Skipped], notices: Sequence[Notice]) -> None:
@@ -292,6 +305,7 @@ def lock_command(
     osv_url: OsvUrlOption = None,
 ) -> None:
     """Resolve images.toml into images.lock. Entries whose spec is unchanged keep their pins."""
+    started = time.time_ns()
     selection: bool | list[str] = True if upgrade else list(upgrade_image or [])
     result = _run(
         context,
@@ -301,7 +315,10 @@ def lock_command(
         vulnerability_db=db,
         osv_url=osv_url,
     )
-    _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=dry_run, verbose=verbose, as_json=as_json)
+    project = Project.at(config, lockfile)
+    summary = _report_lock(result, project.lock_path, dry_run=dry_run, verbose=verbose, as_json=as_json)
+    if not result.written and not dry_run:
+        _remember_up_to_date("lock", project, started, 2, summary)
 
 
 @app.command("update")
@@ -338,13 +355,16 @@ def check_command(
     lockfile: LockfileOption = None,
 ) -> None:
     """Exit 1 if images.lock does not match images.toml (offline; for CI)."""
-    lock_path = Project.at(config, lockfile).lock_path
+    started = time.time_ns()
+    project = Project.at(config, lockfile)
+    lock_path = project.lock_path
     stale = _run(context, config, lockfile, lambda project: project.check())
     if not lock_path.exists():
         typer.echo(f"{lock_path}: not found; run 'imagelock lock'")
         raise typer.Exit(EXIT_CHECK_FAILED)
     if not stale:
         typer.echo(f"{lock_path} is up to date")
+        _remember_up_to_date("check", project, started, 1, f"{lock_path} is up to date")
         return
     for entry in stale:
         typer.echo(f"{entry.name}: {entry.reason}")
