@@ -48,6 +48,7 @@ from tests.support.registry import Seeder as ApiSeeder  # noqa: E402
 
 SCENARIOS = ("cold", "reference", "unchanged", "update", "verify", "skopeo", "scaling", "bomb", "noop")
 SKOPEO = "/usr/bin/skopeo"
+TIME = "/usr/bin/time"
 REFERENCE = Path(__file__).resolve().parent / "reference.py"
 STARTUP_RUNS = 10
 SKOPEO_PARALLEL = 8
@@ -378,20 +379,23 @@ class Harness:
 
 
 def measure(command: Sequence[str], cwd: Path, harness: Harness, env: dict[str, str], exit_code: int = 0) -> Sample:
-    """Run one command in its own process, which must exit with ``exit_code``; its own peak memory and CPU come
-    from wait4."""
+    """Run one command in its own process, which must exit with ``exit_code``; its CPU comes from wait4, its
+    peak memory from GNU time (TIME) where there is one: a process's ru_maxrss counts the memory of the
+    process it was forked from, before exec, and this one is large."""
     harness.start()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile() as peak:
+        wrapper = [TIME, "--format", "%M", "--output", peak.name] if Path(TIME).exists() else []
         started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, env=env)
+        process = subprocess.Popen([*wrapper, *command], cwd=cwd, stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != exit_code:
             err.seek(0)
             raise RuntimeError(f"{' '.join(command)} exited {process.returncode}: {err.read().decode()[-2000:]}")
+        kilobytes = int(Path(peak.name).read_text().split()[-1]) if wrapper else usage.ru_maxrss
     requests, pages, harness_cpu = harness.stop()
-    return Sample(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, requests, pages, harness_cpu)
+    return Sample(wall, usage.ru_utime + usage.ru_stime, kilobytes / 1024, requests, pages, harness_cpu)
 
 
 def timed(function: Callable[[], None], harness: Harness) -> Sample:
