@@ -94,9 +94,9 @@ def remember(command: str, inputs: tuple[os.PathLike[str], ...], started_ns: int
     try:
         digest = _digest(paths)  # read before the status below: bytes no change since the start can have touched
         changed = (
-            status(path).st_ctime_ns >= started_ns - CHANGE_MARGIN_NS
+            max(status.st_ctime_ns, status.st_mtime_ns) >= started_ns - CHANGE_MARGIN_NS  # ctime: creation on Windows
             for path in paths
-            for status in (os.stat, os.lstat)
+            for status in (os.stat(path), os.lstat(path))
         )
         if any(changed):  # a link's own status too: one pointed elsewhere meanwhile
             return
