@@ -32,20 +32,6 @@ _OPTIONS = {"-c": "config", "--config": "config", "--lockfile": "lockfile"}
 CHANGE_MARGIN_NS = 2_000_000_000
 
 
-def main() -> None:
-    """The ``imagelock`` command: the remembered answer when there is one, else the command line."""
-    try:
-        status = answer(sys.argv[1:])
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(130)
-    if status is not None:
-        sys.exit(status)
-    from imagelock.cli import main as full_run
-
-    full_run()
-
-
 def question(arguments: list[str]) -> tuple[str, str, str] | None:
     """(command, --config, --lockfile) of a command line this module may answer: ``check`` or ``lock``
     with at most those two options; None for any other."""

@@ -1,27 +1,33 @@
 """The ``imagelock`` command line: parses arguments, calls ``imagelock.project``, prints results.
 
 Reports go to stdout (aligned for people, or ``--json``); progress, warnings, summaries and
-errors go to stderr. Colour only on a terminal, and never with ``NO_COLOR``.
+errors go to stderr (under ``--json`` an error also goes to stdout). Colour only on a terminal, and
+never with ``NO_COLOR``.
 
-Exit codes: 0 success; 1 a check or policy failed; 2 bad input; 3 registry or network failure.
+Exit codes: 0 success; 1 a check or policy failed; 2 bad input; 3 registry or network failure;
+130 interrupted.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.text import Text
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
+from typer.core import TyperGroup
 
 from imagelock import __version__
 from imagelock._fastpath import remember
-from imagelock.errors import EXIT_CHECK_FAILED, ImagelockError
+from imagelock.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, ImagelockError, InputError
 from imagelock.lockfile import LockedImage
 from imagelock.project import Change, LockResult, Project
 from imagelock.relocation import parse_relocations
@@ -29,16 +35,63 @@ from imagelock.relocation import parse_relocations
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
+    from typer._click import Context
 
     from imagelock.audit.scan import AuditReport, Finding
     from imagelock.pinning import Notice, Skipped
 
+
+class _Program(TyperGroup):
+    """The top command, where whatever a command raises ends, once (see ``_failures_reported``)."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Context | None = None, **extra: Any
+    ) -> Context:
+        with _failures_reported(as_json="--json" in args, debug=lambda: False):
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: Context) -> Any:
+        with _failures_reported(as_json="--json" in ctx.args, debug=lambda: bool(ctx.obj and ctx.obj.get("debug"))):
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _failures_reported(*, as_json: bool, debug: Callable[[], bool]) -> Iterator[None]:
+    """An expected failure or a usage mistake becomes one line on stderr (also ``{"error": …}`` on stdout
+    under --json) and its exit code; Ctrl-C at any moment becomes ``interrupted`` and exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        _fail("interrupted", EXIT_INTERRUPTED, as_json=as_json)
+    except ImagelockError as error:
+        if debug():
+            traceback.print_exc()
+        _fail(str(error), error.exit_code, as_json=as_json)
+    except NoArgsIsHelpError as error:  # `imagelock` (or `imagelock vulndb`) alone: its help, as a usage mistake
+        typer.echo(error.format_message())
+        raise typer.Exit(error.exit_code) from None
+    except ClickException as error:
+        context = getattr(error, "ctx", None)
+        where = f"{context.command_path}: " if context is not None else ""
+        _fail(where + " ".join(error.format_message().split()), error.exit_code, as_json=as_json)
+
+
+def _fail(message: str, exit_code: int, *, as_json: bool) -> NoReturn:
+    if as_json:
+        _print_json({"error": {"message": message, "exit": exit_code}})
+    typer.echo(message if exit_code == EXIT_INTERRUPTED else f"error: {message}", err=True)
+    raise typer.Exit(exit_code)
+
+
 app = typer.Typer(
     name="imagelock",
+    cls=_Program,
     help="Lock container images to digests, the way pip-tools locks Python packages.",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help text is plain text: `HOST[/PATH]` is not markup
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The images.toml to read.", dir_okay=False)]
@@ -92,7 +145,7 @@ class TerminalEvents:
         self.console.print(f"warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)
 
     def started(self, total: int) -> None:
-        if self.console.is_terminal and total > 1 and self.progress is None:
+        if _animated(self.console) and total > 1 and self.progress is None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.progress = Progress(
@@ -145,20 +198,10 @@ def _run(
     operation: Callable[[Project], T],
     **options: object,
 ) -> T:
-    """Run an operation on the project; an expected failure becomes one line on stderr and its exit code."""
+    """Run an operation on the project, its progress on stderr; failures are reported by ``_Program``."""
     events = TerminalEvents()
     try:
         return operation(Project.at(config, lockfile, events=events, **options))
-    except ImagelockError as error:
-        events.close()
-        if context.obj and context.obj.get("debug"):
-            traceback.print_exc()
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(error.exit_code) from None
-    except KeyboardInterrupt:
-        events.close()
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(130) from None
     finally:
         events.close()
 
@@ -167,9 +210,16 @@ def _run(
 
 
 def _console(*, stderr: bool = False, highlight: bool = True, soft_wrap: bool = False) -> Console:
+    """Styles only on a terminal; under NO_COLOR none at all (rich's own NO_COLOR keeps bold and dim)."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=highlight, soft_wrap=soft_wrap)
+    no_color = os.environ.get("NO_COLOR", "") != ""  # no-color.org: set and not empty
+    return Console(stderr=stderr, highlight=highlight, soft_wrap=soft_wrap, color_system=None if no_color else "auto")
+
+
+def _animated(console: Console) -> bool:
+    """Whether a progress bar may redraw itself, with escape sequences: on a terminal that takes styles."""
+    return console.is_terminal and console.color_system is not None
 
 
 def _stdout() -> Console:
@@ -218,7 +268,10 @@ def _change_kind_text(change: Change) -> Text:
         return Text.assemble(f"{new.tag} ", ("rebuilt", style), f"  {_short(old.digest)} → {_short(new.digest)}")
     if old.image != new.image:
         return Text(f"{old.image}:{old.tag} → {new.image}:{new.tag}", style=style)
-    return Text.assemble(f"{old.tag} → ", (new.tag, style))
+    text = Text.assemble(f"{old.tag} → ", (new.tag, style))
+    if change.kind == "downgraded":
+        text.append(" (downgraded)", style=style)
+    return text
 
 
 def _entry_json(entry: LockedImage | None) -> dict[str, Any] | None:
@@ -255,6 +308,11 @@ def _report_lock(result: LockResult, lock_path: Path, *, dry_run: bool, verbose:
     else:
         shown = result.changes if verbose else result.changed
         _print_rows([[Text(change.name, style="bold"), _change_text(change)] for change in shown])
+    if result.merged is not None:
+        again = ", ".join(result.merged.disputed) or "none"
+        typer.echo(
+            f"merged the git conflict in {lock_path} (entries the two sides lock differently: {again})", err=True
+        )
     count = len(result.lock.images)
     if dry_run:
         summary = f"dry run: {len(result.changed)} change(s); {lock_path} not written"
@@ -273,6 +331,13 @@ def _remember_up_to_date(command: str, project: Project, started_ns: int, stream
     except ImagelockError:  # images.toml changed meanwhile: nothing to remember
         return
     remember(command, inputs, started_ns, stream, message)
+
+
+def _skipped_json(skipped: Sequence[Skipped], notices: Sequence[Notice]) -> dict[str, Any]:
+    return {
+        "skipped": [{"path": str(s.path), "line": s.line, "text": s.text, "reason": s.reason} for s in skipped],
+        "notices": [{"path": str(n.path), "line": n.line, "message": n.message} for n in notices],
+    }
 
 
 def _report_skipped(skipped: Sequence[Skipped], notices: Sequence[Notice]) -> None:
@@ -295,7 +360,11 @@ def lock_command(
     upgrade_image: Annotated[
         list[str] | None,
         typer.Option(
-            "--upgrade-image", "-P", help="Re-resolve this image (repeatable).", autocompletion=_complete_names
+            "--upgrade-image",
+            "--upgrade-package",  # pip-compile's spelling
+            "-P",
+            help="Re-resolve this image (repeatable).",
+            autocompletion=_complete_names,
         ),
     ] = None,
     dry_run: DryRunOption = False,
@@ -353,23 +422,29 @@ def check_command(
     context: typer.Context,
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Exit 1 if images.lock does not match images.toml (offline; for CI)."""
     started = time.time_ns()
     project = Project.at(config, lockfile)
     lock_path = project.lock_path
     stale = _run(context, config, lockfile, lambda project: project.check())
-    if not lock_path.exists():
+    found = lock_path.exists()
+    if as_json:
+        entries = [{"name": entry.name, "reason": entry.reason} for entry in stale]
+        _print_json({"ok": found and not stale, "lockfile": str(lock_path), "found": found, "stale": entries})
+    elif not found:
         typer.echo(f"{lock_path}: not found; run 'imagelock lock'")
-        raise typer.Exit(EXIT_CHECK_FAILED)
-    if not stale:
+    elif not stale:
         typer.echo(f"{lock_path} is up to date")
         _remember_up_to_date("check", project, started, 1, f"{lock_path} is up to date")
-        return
-    for entry in stale:
-        typer.echo(f"{entry.name}: {entry.reason}")
-    typer.echo(f"{lock_path} is stale; run 'imagelock lock'", err=True)
-    raise typer.Exit(EXIT_CHECK_FAILED)
+    else:
+        for entry in stale:
+            typer.echo(f"{entry.name}: {entry.reason}")
+    if found and stale:
+        typer.echo(f"{lock_path} is stale; run 'imagelock lock'", err=True)
+    if not found or stale:
+        raise typer.Exit(EXIT_CHECK_FAILED)
 
 
 @app.command("outdated")
@@ -460,6 +535,7 @@ def add_command(
     variant: Annotated[str | None, typer.Option("--variant", help="Only tags '<version>-<variant>'.")] = None,
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
+    as_json: JsonOption = False,
     db: DbOption = None,
     osv_url: OsvUrlOption = None,
 ) -> None:
@@ -472,7 +548,7 @@ def add_command(
         vulnerability_db=db,
         osv_url=osv_url,
     )
-    _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=False, verbose=False, as_json=False)
+    _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=False, verbose=False, as_json=as_json)
 
 
 @app.command("remove")
@@ -481,10 +557,11 @@ def remove_command(
     name: Annotated[str, typer.Argument(help="The entry to remove.", autocompletion=_complete_names)],
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Remove an image from images.toml and from the lock."""
     result = _run(context, config, lockfile, lambda project: project.remove(name))
-    _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=False, verbose=False, as_json=False)
+    _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=False, verbose=False, as_json=as_json)
 
 
 @app.command("render")
@@ -498,27 +575,31 @@ def render_command(
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
     relocate: RelocateOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Render Jinja2 templates with the lock: {{ images.web }} is the pinned reference."""
-    if check and out is None:
-        typer.echo("error: --check compares with files on disk: give -o OUT", err=True)
-        raise typer.Exit(2)
+    if out is None and (check or as_json):
+        option = "--check compares with files on disk" if check else "--json reports the files written"
+        raise InputError(f"{option}: give -o OUT")
     result = _run(
         context,
         config,
         lockfile,
         lambda project: project.render(paths, out, check=check, relocations=parse_relocations(relocate or ())),
     )
-    for target, text in result.outputs:
-        if target is None:
-            typer.echo(text, nl=False)
-    if check:
-        for target in result.drift:
+    if as_json:
+        outputs = [{"path": str(target), "changed": target in result.drift} for target, _ in result.outputs]
+        _print_json({"ok": not (check and result.drift), "check": check, "outputs": outputs})
+    else:
+        for target, text in result.outputs:
+            if target is None:
+                typer.echo(text, nl=False)
+        for target in result.drift if check else ():
             typer.echo(f"{target}: differs from what the lock renders")
-        if result.drift:
-            typer.echo(f"{len(result.drift)} rendered file(s) out of date; run 'imagelock render'", err=True)
-            raise typer.Exit(EXIT_CHECK_FAILED)
-    elif out is not None:
+    if check and result.drift:
+        typer.echo(f"{len(result.drift)} rendered file(s) out of date; run 'imagelock render'", err=True)
+        raise typer.Exit(EXIT_CHECK_FAILED)
+    if not check and out is not None:
         typer.echo(f"rendered {len(result.outputs)} file(s) into {out}", err=True)
 
 
@@ -530,6 +611,7 @@ def pin_command(
     config: ConfigOption = Path("images.toml"),
     lockfile: LockfileOption = None,
     relocate: RelocateOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Rewrite image references in files to their pinned form, keeping everything else as it is."""
     result = _run(
@@ -538,7 +620,12 @@ def pin_command(
         lockfile,
         lambda project: project.pin(paths, check=check, relocations=parse_relocations(relocate or ())),
     )
-    _print_rows([[f"{c.path}:{c.line}", Text.assemble(f"{c.old} → ", (c.new, "green"))] for c in result.changes])
+    if as_json:
+        changes = [{"path": str(c.path), "line": c.line, "old": c.old, "new": c.new} for c in result.changes]
+        ok = not (check and changes)
+        _print_json({"ok": ok, "check": check, "changes": changes, **_skipped_json(result.skipped, result.notices)})
+    else:
+        _print_rows([[f"{c.path}:{c.line}", Text.assemble(f"{c.old} → ", (c.new, "green"))] for c in result.changes])
     _report_skipped(result.skipped, result.notices)
     files = len({change.path for change in result.changes})
     if check and result.changes:
@@ -554,11 +641,16 @@ def init_command(
     paths: Annotated[list[Path], typer.Argument(help="Deploy files or directories to scan.")],
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing images.toml.")] = False,
     config: ConfigOption = Path("images.toml"),
+    as_json: JsonOption = False,
 ) -> None:
     """Write a starting images.toml that follows the tags found in Dockerfiles and YAML files."""
     result = _run(context, config, None, lambda project: project.init(paths, force=force))
     images = result.config.images
-    _print_rows([[Text(name, style="bold"), f"{spec.repository}:{spec.tag}"] for name, spec in images.items()])
+    if as_json:
+        entries = {name: {"image": str(spec.repository), "tag": spec.tag} for name, spec in images.items()}
+        _print_json({"config": str(config), "images": entries, **_skipped_json(result.skipped, result.notices)})
+    else:
+        _print_rows([[Text(name, style="bold"), f"{spec.repository}:{spec.tag}"] for name, spec in images.items()])
     _report_skipped(result.skipped, result.notices)
     typer.echo(f"wrote {config}: {len(images)} image(s); next: imagelock lock", err=True)
 
@@ -595,8 +687,7 @@ def audit_command(
     from imagelock.audit.report import report_json, report_sarif
 
     if fail_on is not None and fail_on.lower() not in FAIL_ON_LEVELS:
-        typer.echo(f"error: --fail-on: expected one of {', '.join(FAIL_ON_LEVELS)}, got {fail_on!r}", err=True)
-        raise typer.Exit(2)
+        raise InputError(f"--fail-on: expected one of {', '.join(FAIL_ON_LEVELS)}, got {fail_on!r}")
     if offline and db is None:
         db = default_database_dir(cache_dir())
     report = _run(
@@ -690,7 +781,7 @@ def vulndb_download_command(
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        console=console, transient=not console.is_terminal, disable=not console.is_terminal,
+        console=console, transient=not _animated(console), disable=not _animated(console),
     ) as progress:  # fmt: skip
         tasks: dict[str, TaskID] = {}
 
@@ -765,7 +856,7 @@ class _BytesProgress:
         self.task: TaskID | None = None
 
     def planned(self, size: int) -> None:
-        if self.progress is None and self.console.is_terminal:
+        if self.progress is None and _animated(self.console):
             from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
             self.progress = Progress(

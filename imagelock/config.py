@@ -11,13 +11,13 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import tomli
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.specifiers import InvalidSpecifier, Specifier, SpecifierSet
 from packaging.version import Version
 
 from imagelock.audit.policy import FAIL_ON_LEVELS, AuditPolicy
@@ -105,6 +105,34 @@ class ImageSpec:
             content["audit-gate"] = self.audit.canonical()
         return content
 
+    def constraint_clauses(self) -> tuple[tuple[str, str], ...]:
+        """What selects the tag, key by key, as (key, value) pairs in the order ``constraint`` writes them."""
+        clauses: list[tuple[str, str]] = []
+        if self.tag is not None:
+            clauses.append(("tag", self.tag))
+        if self.matcher is not None:
+            matcher = self.matcher
+            if str(matcher.specifier):
+                clauses.append(("version", _specifier_words(matcher.specifier)))
+            if matcher.variant is not None:
+                clauses.append(("variant", matcher.variant))
+            if matcher.prereleases is not None:
+                clauses.append(("prereleases", str(matcher.prereleases).lower()))
+            if matcher.exclude:
+                clauses.append(("exclude", " ".join(sorted(matcher.exclude))))
+            if matcher.order != "version":
+                clauses.append(("order", matcher.order))
+        if self.platforms:
+            clauses.append(("platforms", " ".join(str(platform) for platform in self.platforms)))
+        if self.matcher is not None and self.matcher.pattern is not None:
+            clauses.append(("tag-pattern", self.matcher.pattern.pattern))  # last: a regex may hold ", "
+        return tuple(clauses)
+
+    @property
+    def constraint(self) -> str:
+        """The spec in words, for a reviewer of the lock: ``>=1.25,<1.27, variant alpine`` (see docs/images-lock.md)."""
+        return constraint_words(self.constraint_clauses())
+
     @functools.cached_property  # a frozen dataclass keeps it in __dict__: computed once per spec
     def spec_hash(self) -> str:
         return _hash(self.canonical_form)
@@ -125,6 +153,62 @@ class Config:
     def inputs_hash(self) -> str:
         """Hash of the resolution-relevant, normalised content of the whole file."""
         return _hash({name: spec.canonical_form for name, spec in sorted(self.images.items())})
+
+
+ANY_VERSION = "any version"
+
+
+def constraint_words(clauses: Sequence[tuple[str, str]]) -> str:
+    """Clauses joined by ", ": the version specifier bare, ``prereleases``/``no prereleases``, else ``key value``."""
+    words = []
+    for key, value in clauses:
+        if key == "version":
+            words.append(value)
+        elif key == "prereleases":
+            words.append("prereleases" if value == "true" else "no prereleases")
+        else:
+            words.append(f"{key} {value}")
+    return ", ".join(words) or ANY_VERSION
+
+
+def constraint_clauses(words: str) -> dict[str, str]:
+    """The clauses of a lock entry's ``constraint``: the inverse of ``constraint_words``."""
+    head, marker, pattern = f", {words}".partition(", tag-pattern ")  # the last clause; its regex may hold ", "
+    clauses: dict[str, str] = {"tag-pattern": pattern} if marker else {}
+    for clause in head.removeprefix(", ").split(", "):
+        if clause in ("", ANY_VERSION):
+            continue
+        if clause in ("prereleases", "no prereleases"):
+            clauses["prereleases"] = str(clause == "prereleases").lower()
+        elif clause[0] in "<>=!~":
+            clauses["version"] = clause
+        else:
+            key, _, value = clause.partition(" ")
+            clauses[key] = value
+    return clauses
+
+
+def constraint_changes(old_words: str, spec: ImageSpec) -> list[str]:
+    """What changed between a lock entry's ``constraint`` and ``spec``, key by key: ``version ">=1.25" → ">=1.26"``."""
+    old, new = constraint_clauses(old_words), dict(spec.constraint_clauses())
+    order = [key for key in (*new, *old) if old.get(key) != new.get(key)]
+    return [f"{key} {_quoted(key, old.get(key))} → {_quoted(key, new.get(key))}" for key in dict.fromkeys(order)]
+
+
+def _specifier_words(specifier: SpecifierSet) -> str:
+    """The specifier's clauses by version, as a reader writes a range: ``>=1.25,!=1.26.0,<1.27``."""
+
+    def position(clause: Specifier) -> tuple[int, Version | str, str]:
+        version = parse_version(clause.version.removesuffix(".*"))
+        return (0, version, clause.operator) if version is not None else (1, clause.version, clause.operator)
+
+    return ",".join(str(clause) for clause in sorted(specifier, key=position))
+
+
+def _quoted(key: str, value: str | None) -> str:
+    if value is None:
+        return "all" if key == "platforms" else "none"  # no platforms named: every platform the image offers
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _hash(content: object) -> str:

@@ -6,10 +6,13 @@ and the key, or the registry.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_REGISTRY = 3
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a process SIGINT ended
 
 
 class ImagelockError(Exception):
@@ -48,3 +51,11 @@ class DataUnavailableError(ImagelockError):
     """Vulnerability data or an image's content cannot be had: offline database, OSV API, layers (exit 3)."""
 
     exit_code = EXIT_REGISTRY
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``; did you mean 'web'?`` when one of ``choices`` is close to a mistyped ``word``, else nothing."""
+    import difflib
+
+    matches = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {matches[0]!r}?" if matches else ""

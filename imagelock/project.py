@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 from packaging.specifiers import SpecifierSet
 
-from imagelock.config import Config, ImageSpec, RegistrySettings, load_config, parse_config
-from imagelock.errors import InputError
+from imagelock.config import Config, ImageSpec, RegistrySettings, constraint_changes, load_config, parse_config
+from imagelock.errors import InputError, did_you_mean
 from imagelock.events import Events, Silent
-from imagelock.lockfile import Lock, LockedImage, exclusive, read_lock, write_atomic
+from imagelock.lockfile import Lock, LockedImage, MergedConflict, exclusive, read_lock, read_lock_merging, write_atomic
 from imagelock.versions import TagMatcher
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ class LockResult:
     lock: Lock
     changes: tuple[Change, ...]  # one per entry of the old or new lock, sorted by name
     written: bool  # the lock file was (or, before writing, needs to be) rewritten
+    merged: MergedConflict | None = None  # the lock had git conflict markers, and this is how they were merged
 
     @property
     def changed(self) -> tuple[Change, ...]:
@@ -64,7 +65,7 @@ class LockResult:
 @dataclass(frozen=True)
 class Staleness:
     name: str
-    reason: str  # "not locked", "spec changed", "not in images.toml", "inputs hash does not match images.toml"
+    reason: str  # "not locked", what changed (`version ">=1.25" → ">=1.26"`), "not in images.toml", "inputs hash …"
 
 
 @dataclass(frozen=True)
@@ -88,11 +89,15 @@ class Project:
         """Bring the lock up to date with images.toml, like pip-compile.
 
         Entries whose spec is unchanged keep their pins unless ``upgrade`` is true (all) or names
-        them; new, changed and upgraded entries are resolved; removed ones are dropped.
+        them; new, changed and upgraded entries are resolved; removed ones are dropped. A lock with
+        git conflict markers is merged first; the entries its two sides dispute are resolved again.
         """
         with self._writing(dry_run):
             config = load_config(self.config_path)
-            result = self._resolve_lock(config, self._existing(), upgrade)
+            existing, merged = read_lock_merging(self.lock_path)
+            if merged is not None and upgrade is not True:  # the entries a merged conflict disputes: resolved again
+                upgrade = {*(upgrade or ()), *(name for name in merged.disputed if name in config.images)}
+            result = replace(self._resolve_lock(config, existing, upgrade), merged=merged)
             if dry_run:
                 return replace(result, written=False)
             if result.written:
@@ -115,9 +120,10 @@ class Project:
         if unknown:
             raise InputError(
                 f"{self.config_path}: no image named {unknown[0]!r} (images: {', '.join(config.images) or 'none'})"
+                + did_you_mean(unknown[0], config.images)
             )
         kept = {
-            name: locked[name]
+            name: replace(locked[name], constraint=spec.constraint)  # in words what the hash already vouches for
             for name, spec in config.images.items()
             if name not in upgrading and name in locked and _is_current(locked[name], spec)
         }
@@ -131,7 +137,8 @@ class Project:
             )
             resolved = self._run(lambda client: resolve_all(to_resolve, client, locked, self.events, gate), config)
         new_images = {**kept, **{name: resolution.locked for name, resolution in resolved.items()}}
-        new_lock = Lock(inputs=config.inputs_hash, images=new_images, command=self._command())
+        source = os.path.relpath(self.config_path, self.lock_path.parent)
+        new_lock = Lock(inputs=config.inputs_hash, images=new_images, command=self._command(), source=source)
         changes = tuple(
             replace(change, skipped=resolved[change.name].skipped_summary) if change.name in resolved else change
             for change in changes_between(locked, new_lock.images, config)
@@ -161,7 +168,7 @@ class Project:
         existing = self._existing()
         locked = existing.images if existing is not None else {}
         stale = [
-            Staleness(name, "spec changed" if name in locked else "not locked")
+            Staleness(name, _what_changed(locked[name], spec) if name in locked else "not locked")
             for name, spec in config.images.items()
             if name not in locked or not _is_current(locked[name], spec)
         ]
@@ -209,7 +216,10 @@ class Project:
         unknown = [name for name in names if name not in locked]
         if unknown:
             known = ", ".join(sorted(locked)) or "none"
-            raise InputError(f"{self.lock_path}: no locked image named {unknown[0]!r} (locked: {known})")
+            raise InputError(
+                f"{self.lock_path}: no locked image named {unknown[0]!r} (locked: {known})"
+                + did_you_mean(unknown[0], locked)
+            )
         targets = []
         for name in names or sorted(locked):
             entry, spec = locked[name], config.images.get(name)
@@ -383,7 +393,9 @@ class Project:
         entries = self._locked_entries()
         if name not in entries:
             known = ", ".join(sorted(entries)) or "none"
-            raise InputError(f"{self.lock_path}: no image named {name!r} (images.lock has: {known})")
+            raise InputError(
+                f"{self.lock_path}: no image named {name!r} (images.lock has: {known}){did_you_mean(name, entries)}"
+            )
         entry = relocate_entry(entries[name], relocations)
         digest = entry.digest
         if platform is not None:
@@ -432,6 +444,7 @@ class Project:
         if name not in config.images:
             raise InputError(
                 f"{self.config_path}: no image named {name!r} (images: {', '.join(config.images) or 'none'})"
+                + did_you_mean(name, config.images)
             )
         return config.images[name]
 
@@ -503,6 +516,15 @@ def _render_jobs(paths: Sequence[Path], out: Path | None) -> list[tuple[Path, Pa
 
 def _is_current(entry: LockedImage, spec: ImageSpec) -> bool:
     return entry.spec == spec.spec_hash and entry.image == str(spec.repository)
+
+
+def _what_changed(entry: LockedImage, spec: ImageSpec) -> str:
+    """Why a stale entry is stale, key by key when the lock recorded its constraint: ``version ">=1.25" → ">=1.26"``."""
+    changes = [] if entry.image == str(spec.repository) else [f'image "{entry.image}" → "{spec.repository}"']
+    if entry.constraint is None:  # an older imagelock's lock: only the hash to go by
+        return ", ".join(changes) or "spec changed"
+    changes += constraint_changes(entry.constraint, spec)
+    return ", ".join(changes) or "spec changed (verify or audit gate)"
 
 
 def changes_between(

@@ -279,6 +279,7 @@ def _locked(spec: ImageSpec, tag: str, pin: _Pin) -> LockedImage:
         platforms=dict(pin.platforms),
         spec=spec.spec_hash,
         verified=pin.verified,
+        constraint=spec.constraint,
     )
 
 

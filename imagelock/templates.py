@@ -17,7 +17,7 @@ from pathlib import Path
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from imagelock.errors import InputError
+from imagelock.errors import InputError, did_you_mean
 from imagelock.lockfile import LockedImage
 
 
@@ -48,8 +48,10 @@ class ImageView:
     def __getattr__(self, attribute: str) -> object:
         if attribute.startswith("_"):
             raise AttributeError(attribute)
+        attributes = ("image", "tag", "digest", "platforms", "ref")
         raise jinja2.UndefinedError(
-            f"image {self.name!r} has no attribute {attribute!r} (it has image, tag, digest, platforms, ref)"
+            f"image {self.name!r} has no attribute {attribute!r} (it has {', '.join(attributes)})"
+            + did_you_mean(attribute, attributes)
         )
 
 
@@ -67,7 +69,9 @@ class Images:
     def __getitem__(self, name: str) -> ImageView:
         if name not in self._views:
             known = ", ".join(sorted(self._views)) or "none"
-            raise jinja2.UndefinedError(f"unknown image {name!r} (images.lock has: {known})")
+            raise jinja2.UndefinedError(
+                f"unknown image {name!r} (images.lock has: {known}){did_you_mean(name, self._views)}"
+            )
         return self._views[name]
 
     def __iter__(self):  # type: ignore[no-untyped-def]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from imagelock.config import Config, load_config
+from imagelock.config import Config, constraint_clauses, load_config, parse_config
 from imagelock.errors import InputError
 from imagelock.versions import ORDERS, candidates
 from tests.support.tag_histories import tag_history
@@ -254,3 +254,19 @@ def test_the_ubuntu_examples_allow_respins(tmp_path: Path) -> None:
         matcher = config.images["base"].matcher
         assert matcher is not None
         assert candidates(tag_history("ubuntu-2024-10"), matcher)[0].tag == "jammy-20240911.1"
+
+
+@pytest.mark.parametrize(
+    ("entry", "constraint"),
+    [
+        ('version = ""', "any version"),
+        ('version = "===2024.1,>=1"', ">=1,===2024.1"),
+        ('version = ">=1"\nexclude = ["tag-pattern", "1.0"]', ">=1, exclude 1.0 tag-pattern"),
+        ("tag-pattern = '^a, tag-pattern (?P<version>\\d+), b$'", "tag-pattern ^a, tag-pattern (?P<version>\\d+), b$"),
+        ('version = "~=1.2"\nvariant = "slim"\nprereleases = false', "~=1.2, variant slim, no prereleases"),
+    ],
+)
+def test_a_constraint_reads_back_key_by_key(tmp_path: Path, entry: str, constraint: str) -> None:
+    spec = parse_config(f'[images.x]\nimage = "nginx"\n{entry}\n', tmp_path / "images.toml").images["x"]
+    assert spec.constraint == constraint
+    assert constraint_clauses(spec.constraint) == dict(spec.constraint_clauses())

@@ -97,7 +97,7 @@ def test_every_semantic_change_of_images_toml_or_the_lock_is_caught(project: Pro
     lock = project.lock.read_text()
     project.lock.write_text(re.sub(r'spec = "sha256:[0-9a-f]{64}"', f'spec = "sha256:{"0" * 64}"', lock))
     stale = imagelock(project.directory, "check")
-    assert (stale.exit_code, stale.stdout) == (1, "web: spec changed\n")
+    assert (stale.exit_code, stale.stdout.partition(":")[0]) == (1, "web")
     project.lock.unlink()
     assert imagelock(project.directory, "check").exit_code == 1
     project.lock.write_text(lock)
@@ -118,7 +118,7 @@ def test_a_key_images_toml_names_is_part_of_what_is_remembered(project: Project,
     other.write_public(project.directory / "keys" / "release.pub")  # images.toml's bytes are the same
 
     stale = imagelock(project.directory, "check")
-    assert (stale.exit_code, stale.stdout) == (1, "app: spec changed\n")
+    assert (stale.exit_code, stale.stdout.partition(":")[0], stale.full) == (1, "app", True)
 
 
 def test_a_comment_or_whitespace_edit_keeps_the_lock_up_to_date(project: Project, registry: Registry) -> None:

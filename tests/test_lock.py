@@ -66,6 +66,40 @@ def test_selection_rules_on_nginx_tags(project: Project, registry: Registry, spe
 
 
 @pytest.mark.parametrize(
+    ("image", "spec", "constraint"),
+    [
+        ("nginx", 'version = ">=1.25,<1.27"\nvariant = "alpine"', ">=1.25,<1.27, variant alpine"),
+        ("nginx", 'version = "<1.27, !=1.26.0, >=1.25"', ">=1.25,!=1.26.0,<1.27"),
+        ("nginx", 'version = ">=1.25"\nexclude = ["1.27.1", "1.27.0"]', ">=1.25, exclude 1.27.0 1.27.1"),
+        ("nginx", 'tag = "mainline"', "tag mainline"),
+        ("python", 'version = ">=3.11"\nprereleases = true', ">=3.11, prereleases"),
+        ("python", 'version = ">=3.11"\nprereleases = false', ">=3.11, no prereleases"),
+        (
+            "ubuntu",
+            'tag = "24.04"\nplatforms = ["linux/arm64", "linux/amd64"]',
+            "tag 24.04, platforms linux/amd64 linux/arm64",
+        ),
+        (
+            "ubuntu",
+            "tag-pattern = '^jammy-(?P<version>\\d{8})$'\nversion = \"<20240120\"",
+            "<20240120, tag-pattern ^jammy-(?P<version>\\d{8})$",
+        ),
+        (
+            "ubuntu",
+            "tag-pattern = '^jammy-(?P<version>\\d{8})$'\norder = \"numerical\"",
+            "order numerical, tag-pattern ^jammy-(?P<version>\\d{8})$",
+        ),
+    ],
+)
+def test_each_entry_shows_its_constraint_in_words(
+    project: Project, registry: Registry, image: str, spec: str, constraint: str
+) -> None:
+    project.write(f'[images.x]\nimage = "{registry.host}/library/{image}"\n{spec}\n')
+    assert lock_ok(project)["x"]["constraint"] == constraint
+    assert project.run("check").exit_code == 0
+
+
+@pytest.mark.parametrize(
     ("spec", "expected"),
     [
         ('version = ">=3.11"', "3.12.4"),  # 3.13.0rc1 is a pre-release: not allowed by default
@@ -277,9 +311,34 @@ class TestStability:
         result = project.run("check")
 
         assert result.exit_code == 1
-        assert "a: spec changed" in result.stdout
-        assert "c: not locked" in result.stdout
-        assert "b:" not in result.stdout
+        assert result.stdout.splitlines() == ['a: version ">=1" → ">=1,<2"', "c: not locked"]
+
+        project.write(
+            f'[images.a]\nimage = "{private.host}/team/a"\nversion = ">=1"\nvariant = "slim"\n'
+            f'[images.b]\nimage = "{private.host}/team/ab"\ntag = "1.0.0"\nplatforms = ["linux/amd64"]\n'
+        )
+        assert project.run("check").stdout.splitlines() == [
+            'a: variant none → "slim"',
+            f'b: image "{private.host}/team/b" → "{private.host}/team/ab", '
+            'tag none → "1.0.0", platforms all → "linux/amd64", version ">=1" → none',
+        ]
+
+    def test_a_lock_of_an_older_imagelock_is_checked_and_gains_its_constraints_offline(
+        self, project: Project, private: Registry
+    ) -> None:
+        project.write(self.config(private))
+        lock_ok(project)
+        current = project.lock.read_text()
+        older = "".join(line for line in current.splitlines(keepends=True) if not line.startswith("constraint ="))
+        project.lock.write_text(older)
+        private.server.stop()
+
+        assert project.run("check").exit_code == 0
+        assert project.run("lock").exit_code == 0
+        assert project.lock.read_text() == current
+        project.lock.write_text(older)
+        project.write(self.config(private, ">=1,<2"))
+        assert project.run("check").stdout.splitlines() == ["a: spec changed"]
 
     def test_check_catches_a_removed_entry_and_a_missing_lock(self, project: Project, private: Registry) -> None:
         project.write(self.config(private))

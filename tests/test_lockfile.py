@@ -12,7 +12,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imagelock.errors import InputError
-from imagelock.lockfile import DEFAULT_COMMAND, Lock, LockedImage, read_lock, toml_key, toml_string, write_atomic
+from imagelock.lockfile import (
+    DEFAULT_COMMAND,
+    DEFAULT_SOURCE,
+    Lock,
+    LockedImage,
+    MergedConflict,
+    read_lock,
+    read_lock_merging,
+    toml_key,
+    toml_string,
+    write_atomic,
+)
 
 
 def digest(character: str) -> str:
@@ -64,15 +75,19 @@ NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True)
 EVIDENCE = st.dictionaries(st.text(min_size=1, max_size=12), st.text(max_size=40), max_size=4)
 
 
-@given(names=st.lists(NAMES, min_size=1, max_size=4, unique=True), evidence=EVIDENCE)
+@given(names=st.lists(NAMES, min_size=1, max_size=4, unique=True), evidence=EVIDENCE, words=st.text())
 def test_every_lock_reads_back_as_written(
-    tmp_path_factory: pytest.TempPathFactory, names: list[str], evidence: dict[str, str]
+    tmp_path_factory: pytest.TempPathFactory, names: list[str], evidence: dict[str, str], words: str
 ) -> None:
-    images = {name: replace(entry("web"), name=name, verified={"method": "cosign", **evidence}) for name in names}
-    lock = Lock(inputs=digest("e"), images=images, command="imagelock lock -c 'odd \\ \"dir\"\n[x]/images.toml'")
+    images = {
+        name: replace(entry("web"), name=name, verified={"method": "cosign", **evidence}, constraint=words)
+        for name in names
+    }
+    odd = 'odd \\ "dir"\n[x]/images.toml'
+    lock = Lock(inputs=digest("e"), images=images, command=f"imagelock lock -c '{odd}'", source=odd)
     path = tmp_path_factory.mktemp("lock") / "images.lock"
     write_atomic(path, lock.dumps())
-    assert read_lock(path) == replace(lock, command=DEFAULT_COMMAND)
+    assert read_lock(path) == replace(lock, command=DEFAULT_COMMAND, source=DEFAULT_SOURCE)  # header: not read
 
 
 def test_missing_lock_is_none(tmp_path: Path) -> None:
@@ -191,3 +206,46 @@ def test_a_link_to_anything_but_a_file_is_refused_and_nothing_is_written(tmp_pat
         write_atomic(tmp_path / "images.lock", "new")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert list((tmp_path / "a-directory").iterdir()) == []
+
+
+def conflicted(path: Path, ours: Lock, theirs: Lock, base: Lock | None = None) -> Path:
+    """A lock whose whole body is one conflict, as git writes it (diff3 style when there is a base)."""
+    middle = f"||||||| base\n{base.dumps()}" if base is not None else ""
+    path.write_text(f"<<<<<<< ours\n{ours.dumps()}{middle}=======\n{theirs.dumps()}>>>>>>> theirs\n")
+    return path
+
+
+def lock_with(*entries: LockedImage) -> Lock:
+    return Lock(inputs=digest("e"), images={image.name: image for image in entries})
+
+
+@pytest.mark.parametrize("with_base", [False, True])
+def test_a_conflict_merges_what_one_side_changed_only_when_the_base_shows_it(tmp_path: Path, with_base: bool) -> None:
+    base = lock_with(entry("web"), entry("api"))
+    ours = lock_with(entry("web", "1.1"), entry("api"), entry("db"))
+    theirs = lock_with(entry("web"), entry("api", "1.2"), entry("cache"))
+    path = conflicted(tmp_path / "images.lock", ours, theirs, base if with_base else None)
+
+    merged, conflict = read_lock_merging(path)
+
+    assert merged is not None
+    expected = {"db": "1.0", "cache": "1.0", "web": "1.1", "api": "1.2" if with_base else "1.0"}
+    assert {name: image.tag for name, image in merged.images.items()} == expected  # disputed: as our side has it
+    assert conflict == MergedConflict(() if with_base else ("api", "web"))
+    with pytest.raises(InputError, match="has unresolved git merge conflicts; run 'imagelock lock' to merge them"):
+        read_lock(path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<<<<<<< ours\nversion = 1\n",
+        "<<<<<<< ours\nversion = 1\n>>>>>>> theirs\n",
+        "<<<<<<< ours\n=======\n||||||| base\n>>>>>>> theirs\n",
+    ],
+)
+def test_broken_conflict_markers_are_refused_asking_for_a_merge_by_hand(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "images.lock"
+    path.write_text(text)
+    with pytest.raises(InputError, match="resolve the conflict by hand"):
+        read_lock_merging(path)

@@ -299,6 +299,10 @@ MALFORMED_PARTS = {  # one DER element of the leaf, and what a forger puts in it
     "key on an unknown curve": (bytes.fromhex("06082a8648ce3d030107"), bytes.fromhex("06082e8648ce3d030107")),
     "subject name of a wrong type": (b"\x0c\x07release", b"\x0d\x07release"),
     "key usage not a bit string": (bytes.fromhex("040403020780"), bytes.fromhex("040402020780")),
+    "two basic-constraints extensions": (
+        bytes.fromhex("0603551d0f"),
+        bytes.fromhex("0603551d13"),
+    ),  # found by hypothesis
 }
 
 

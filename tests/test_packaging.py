@@ -76,7 +76,7 @@ def test_the_wheel_has_the_command_and_only_the_package(wheel: Path) -> None:
         names = archive.namelist()
         [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         text = archive.read(entry_points).decode()
-    assert "[console_scripts]\nimagelock = imagelock._fastpath:main\n" in text
+    assert "[console_scripts]\nimagelock = imagelock.__main__:main\n" in text
     assert "imagelock/cli.py" in names
     assert "imagelock/registry/client.py" in names
     assert "imagelock/trust/cosign.py" in names

@@ -31,7 +31,7 @@ def test_init_on_a_chart_proposes_its_app_version_for_an_empty_tag_and_notes_the
         ("ubuntu", "jammy-20240125"),
     }
     templates = project.directory / "charts" / "demo" / "templates"
-    assert f"{templates}: note: 1 Helm template(s) not scanned" in result.stderr
+    assert f"{templates}: note: Helm templates not scanned" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -247,3 +247,27 @@ def test_merge_keys_doubling_at_every_level_cost_each_map_once() -> None:
     lines += ["svc:", "  <<: *l59", "  ports: [80]"]
     sites, _ = yamlfiles.scan_yaml(Path("compose.yaml"), "\n".join(lines) + "\n")
     assert [(site.line, site.reference) for site in sites] == [(1, "nginx:1.26.2")]
+
+
+def test_a_kustomize_image_without_new_tag_keeps_the_tag_of_the_resources(project: Project) -> None:
+    """kustomize matches ``name`` whatever tag the resources use: such an entry is no ``:latest``."""
+    deploy = project.directory / "deploy"
+    deploy.mkdir()
+    (deploy / "kustomization.yaml").write_text("images:\n  - name: postgres\n")
+    (deploy / "app.yaml").write_text("spec:\n  containers:\n    - image: postgres:16.4\n")
+    init = project.run("init", str(deploy))
+    assert init.exit_code == 0, init.stderr
+    assert tomllib.loads(project.config.read_text())["images"] == {"postgres": {"image": "postgres", "tag": "16.4"}}
+    kustomization = deploy / "kustomization.yaml"
+    reason = "no newTag: the tag is the one the resources name, found there"
+    assert f"{kustomization}:2: left alone: postgres: {reason}" in init.stderr
+
+    write_lock(project.directory, {**LOCKED, "pg15": entry("pg15", "docker.io/library/postgres", "15.8", "a")})
+    several = project.run("pin", str(kustomization))
+    assert several.exit_code == 0, several.stderr
+    assert "no newTag, and several images of docker.io/library/postgres are locked (db, pg15)" in several.stderr
+    assert kustomization.read_text() == "images:\n  - name: postgres\n"
+
+    write_lock(project.directory)
+    assert project.run("pin", str(deploy)).exit_code == 0
+    assert kustomization.read_text() == f"images:\n  - name: postgres\n    digest: {digest('3')}\n"

@@ -310,8 +310,8 @@ def test_pin_relocated_every_file_kind(locked: Project) -> None:
         "COPY --from=build /a /b\n"
     )
     assert (deploy / "values.yaml").read_text() == (
-        "redis:\n  image:\n    registry: registry.internal\n    repository: mirror/bitnami/redis\n    tag: 7.2.5\n"
-        f"    digest: {digest('7')}\n"
+        "redis:\n  image:\n    registry: registry.internal\n    repository: mirror/bitnami/redis\n"
+        f"    tag: 7.2.5@{digest('7')}\n"
         f'web:\n  image:\n    repository: {mirror}/library/nginx\n    tag: "1.26.2"\n    digest: {digest("1")}\n'
     )
     assert (deploy / "kustomization.yaml").read_text() == (

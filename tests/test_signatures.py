@@ -251,7 +251,7 @@ def test_a_changed_policy_makes_the_lock_stale_and_verify_rechecks_signatures(
     SigningKey.ecdsa().write_public(project.directory / "keys" / "release.pub")  # the key was rotated
     check = project.run("check")
     assert check.exit_code == 1
-    assert "app: spec changed" in check.stdout
+    assert "app: spec changed (verify or audit gate)" in check.stdout
 
 
 @pytest.mark.parametrize(

@@ -71,14 +71,14 @@ def find_files(paths: Iterable[Path]) -> tuple[list[Path], list[Notice]]:
             files = sorted(p for p in path.rglob("*") if p.is_file() and kind_of(p) and ".git" not in p.parts)
             templates = [chart / "templates" for chart in sorted({p.parent for p in files if p.name == "Chart.yaml"})]
             for directory in templates:
-                skipped = [p for p in files if p.is_relative_to(directory)]
+                skipped = [p.relative_to(directory).as_posix() for p in files if p.is_relative_to(directory)]
                 if skipped:
                     notices.append(
                         Notice(
                             directory,
                             None,
-                            f"note: {len(skipped)} Helm template(s) not scanned: they are YAML only once rendered; "
-                            "the images they use are set in the chart's values files, which are",
+                            "note: Helm templates not scanned (YAML only once rendered; the images they use are "
+                            f"set in the chart's values files, which are): {', '.join(skipped)}",
                         )
                     )
             found += [p for p in files if not any(p.is_relative_to(directory) for directory in templates)]
@@ -142,6 +142,11 @@ def match(
     ]
     if not same:
         return "matches no image in the lock"
+    if site.any_tag and reference.tag is None and reference.digest is None:
+        if len(same) == 1:
+            return same[0]
+        names = ", ".join(sorted(entry.name for entry in same))
+        return f"no newTag, and several images of {repository} are locked ({names}); set newTag to choose"
     by_digest = [entry for entry in same if entry.digest == reference.digest]
     if reference.digest is not None and reference.tag is None:
         if by_digest or len(same) == 1:
@@ -254,6 +259,10 @@ def references_in(files: Iterable[Path]) -> tuple[list[tuple[str, Reference]], l
                 continue
             if reference.tag is None and reference.digest is not None:
                 skipped.append(Skipped(path, site.line, site.reference, "pinned by digest alone: no tag to follow"))
+                continue
+            if reference.tag is None and site.any_tag:
+                reason = "no newTag: the tag is the one the resources name, found there"
+                skipped.append(Skipped(path, site.line, site.reference, reason))
                 continue
             key = (str(reference.repository), reference.tag or "latest")
             found.setdefault(key, (name_part(site.reference), reference))

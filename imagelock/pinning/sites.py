@@ -34,6 +34,7 @@ class Site:
     line: int  # 1-based, for messages
     reference: str  # the reference as written (reconstructed for map conventions)
     rewrite: Callable[[LockedImage], tuple[Edit, ...]]
+    any_tag: bool = False  # a kustomization's image without newTag: it keeps whatever tag the resources name
 
 
 @dataclass(frozen=True)

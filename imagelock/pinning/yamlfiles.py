@@ -34,7 +34,7 @@ from imagelock.pinning.sites import Edit, Site, Skipped, name_part, pinned, quot
 _MERGE = "tag:yaml.org,2002:merge"
 _NULL = "tag:yaml.org,2002:null"
 _DOCKER_SCHEME = "docker://"
-_ANNOTATION = "artifacthub.io/images"
+_ANNOTATIONS = ("artifacthub.io/images", "images")  # Artifact Hub's key, and bitnami's
 
 Entries = dict[str, tuple[ScalarNode, Node]]  # key → (key node, value node)
 
@@ -112,10 +112,13 @@ class _Scanner:
         self._seen: set[int] = set()  # nodes walked
         self._referenced: set[int] = set()  # scalars made sites
         self._memo: dict[int, Entries] = {}  # each map's keys, merges resolved
+        self._global_registry: tuple[ScalarNode, Node] | None = None  # this document's global.image.registry
 
     def document(self, root: Node) -> None:
+        self._global_registry = None
         if isinstance(root, MappingNode):
             top = _entries(root)
+            self._global_registry = _path(top, "global", "image", "registry")
             kind = top.get("kind")
             if self.flavour == "kustomization" or (kind and _text(kind[1]) == "Kustomization"):
                 images = top.get("images")
@@ -209,17 +212,27 @@ class _Scanner:
         ``tag`` as ``TAG@sha256:…``, which a chart rendering ``repository:tag`` turns into a pinned
         reference. An empty or missing ``tag`` is the chart's appVersion.
         """
-        registry, repository, image = (
-            _text(entries[key][1]) if key in entries else None for key in ("registry", "repository", "image")
-        )
-        name_key = "repository" if repository else "image" if image and "registry" in entries else None
+        repository, image = _text_of(entries, "repository"), _text_of(entries, "image")
+        versioned = any(key in entries for key in ("tag", "digest", "sha"))
+        name_key = "repository" if repository else "image" if image and versioned else None
         if name_key is None:
             return False
         anchor = entries[name_key][1]
-        if not any(key in entries for key in ("tag", "digest", "sha")):
-            if name_key == "repository" and "://" not in str(repository) and "pullPolicy" in entries:
+        if not versioned:
+            if "://" not in str(repository) and "pullPolicy" in entries:
                 self._skip(anchor, 'image map without tag, digest or sha: add the key your chart reads (digest: "")')
             return False
+        # the host: the map's own registry, kyverno's defaultRegistry when that is null, or for
+        # ingress-nginx's {image, tag, digest} the document's global.image.registry
+        registry_entry = next((entries[key] for key in ("registry", "defaultRegistry") if _text_of(entries, key)), None)
+        if registry_entry is None and name_key == "image":
+            registry_entry = self._global_registry
+            if registry_entry is None:
+                self._skip(
+                    anchor, "image is a name component, and no registry: (nor global.image.registry) names a host"
+                )
+                return True
+        registry = _text(registry_entry[1]) if registry_entry else None
         name = f"{registry}/{_text(anchor)}" if registry else str(_text(anchor))
         tag_text = _text(entries["tag"][1]) if "tag" in entries else None
         tag, _, digest_in_tag = (tag_text or "").partition("@")
@@ -255,8 +268,8 @@ class _Scanner:
                     edits.append(self._set(entries["sha"], entry.digest.removeprefix("sha256:")))
             if written_name(name, entry) != name:  # relocated: name the mirror
                 host, _, rest = entry.image.partition("/")
-                if registry:
-                    edits += [self._set(entries["registry"], host), self._set(entries[name_key], rest)]
+                if registry_entry is not None:
+                    edits += [self._set(registry_entry, host), self._set(entries[name_key], rest)]
                 else:
                     edits.append(self._set(entries[name_key], entry.image))
             return tuple(edits)
@@ -292,7 +305,8 @@ class _Scanner:
                     edits.append(self._insert_after(item, entries["name"], "newName", entry.image))
             return tuple(edits)
 
-        self.sites.append(Site(self.path, entries[name_key][0].start_mark.line + 1, reference, _complete(rewrite)))
+        line = entries[name_key][0].start_mark.line + 1
+        self.sites.append(Site(self.path, line, reference, _complete(rewrite), any_tag=tag is None))
 
     # -- Chart.yaml ------------------------------------------------------------------------------
 
@@ -302,7 +316,7 @@ class _Scanner:
         annotations = top.get("annotations")
         if annotations is None or not isinstance(annotations[1], MappingNode):
             return
-        found = _entries(annotations[1]).get(_ANNOTATION)
+        found = next((pair for key, pair in _entries(annotations[1]).items() if key in _ANNOTATIONS), None)
         if found is None or not isinstance(found[1], ScalarNode):
             return
         block = found[1]
@@ -318,7 +332,7 @@ class _Scanner:
         try:
             documents = compose("".join(inner.lines))
         except NotYamlError as error:
-            self._skip(block, f"{_ANNOTATION} is not YAML ({error.problem})")
+            self._skip(block, f"the images annotation is not YAML ({error.problem})")
             return
         for document in documents:
             inner.document(document)
@@ -409,6 +423,17 @@ def _text(node: Node) -> str | None:
     if not isinstance(node, ScalarNode) or node.tag == _NULL or not isinstance(node.value, str):
         return None
     return node.value
+
+
+def _path(entries: Entries, *keys: str) -> tuple[ScalarNode, Node] | None:
+    """The entry at ``keys`` down nested maps (``global.image.registry``), if it holds a non-empty scalar."""
+    *parents, last = keys
+    for key in parents:
+        found = entries.get(key)
+        if found is None or not isinstance(found[1], MappingNode):
+            return None
+        entries = _entries(found[1])
+    return entries[last] if _text_of(entries, last) else None
 
 
 def _text_of(entries: Entries, key: str) -> str | None:

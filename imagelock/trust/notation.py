@@ -196,7 +196,10 @@ def _read_certificate(encoded: object) -> x509.Certificate:
     certificate.subject.rfc4514_string()
     certificate.issuer.rfc4514_string()
     certificate.public_key()
-    list(certificate.extensions)
+    try:
+        list(certificate.extensions)
+    except (x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as error:  # not ValueErrors
+        raise ValueError(f"certificate extensions cannot be read: {error}") from None
     return certificate
 
 
