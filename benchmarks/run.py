@@ -18,6 +18,7 @@ import asyncio
 import datetime
 import hashlib
 import json
+import math
 import os
 import platform
 import re
@@ -39,13 +40,17 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from imagelock.registry.transport import DEFAULT_CONCURRENCY  # noqa: E402
 from tests.support.layers import oversized, push_layered  # noqa: E402
 from tests.support.proxy import Proxy  # noqa: E402
 from tests.support.registry import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, RegistryServer  # noqa: E402
 from tests.support.registry import Seeder as ApiSeeder  # noqa: E402
 
-SCENARIOS = ("cold", "unchanged", "update", "verify", "skopeo", "scaling", "bomb")
+SCENARIOS = ("cold", "reference", "unchanged", "update", "verify", "skopeo", "scaling", "bomb", "noop")
 SKOPEO = "/usr/bin/skopeo"
+TIME = "/usr/bin/time"
+REFERENCE = Path(__file__).resolve().parent / "reference.py"
+STARTUP_RUNS = 10
 SKOPEO_PARALLEL = 8
 MB = 1024 * 1024
 
@@ -58,6 +63,17 @@ REQUESTS_PER_IMAGE_TARGET = 3.0
 MANY_TAGS_MEMORY_TARGET = 150.0  # MB
 BOMB_MEMORY_TARGET = 64.0  # MB, issue #16: an audit refusing a layer whose tar header claims (and has) BOMB_MIB
 BOMB_MIB = 512
+
+# Targets of issue #20.
+NOOP_IMAGES = 1000
+NOOP_RUNS = 10
+NOOP_SECONDS_TARGET = 0.060  # check and lock, nothing changed, 1,000 images: the minimum of NOOP_RUNS
+NOOP_PYTHON_RATIO_TARGET = 3.0  # ... and within this many times `python -c pass`
+CPU_PER_REQUEST_TARGET = 0.8  # ms, a cold lock of 200 images
+REFERENCE_RATIO_TARGET = 1.5  # a cold lock's wall time / the reference client's
+SKOPEO_PARALLEL_TARGET_20 = 6.0
+LINEAR_CPU_TOLERANCE = 1.2  # CPU per request at 1,000 images at most this many times that at 200
+LARGE_MEMORY_TARGET = 80.0  # MB, a cold lock of 1,000 images
 
 
 # -- seeding ---------------------------------------------------------------------------------------
@@ -286,6 +302,11 @@ class Result:
         """The longest chain of requests that must follow one another: tag list pages, then the rest."""
         return None if self.after_tags is None else self.after_tags + max(s.tag_pages for s in self.samples)
 
+    def round_trips(self, concurrency: int) -> int | None:
+        """The fewest round trips the run can take: the chain, or the requests passed ``concurrency`` at a time."""
+        chain = self.chain
+        return None if chain is None else max(chain, math.ceil(self.requests / concurrency))
+
     @property
     def median(self) -> float:
         return statistics.median(s.wall for s in self.samples)
@@ -309,6 +330,15 @@ class Result:
     @property
     def cpu(self) -> float:
         return statistics.median(s.cpu for s in self.samples)
+
+    @property
+    def least_wall(self) -> float:
+        return min(s.wall for s in self.samples)
+
+    def cpu_per_request(self, startup_cpu: float) -> float:
+        """Milliseconds of CPU per request, start-up's CPU left out: the least over the runs (the machine is shared)."""
+        least = min(s.cpu for s in self.samples)
+        return (least - startup_cpu) * 1000 / self.requests if self.requests else 0.0
 
     @property
     def harness_cpu(self) -> float:
@@ -349,20 +379,23 @@ class Harness:
 
 
 def measure(command: Sequence[str], cwd: Path, harness: Harness, env: dict[str, str], exit_code: int = 0) -> Sample:
-    """Run one command in its own process, which must exit with ``exit_code``; its own peak memory and CPU come
-    from wait4."""
+    """Run one command in its own process, which must exit with ``exit_code``; its CPU comes from wait4, its
+    peak memory from GNU time (TIME) where there is one: a process's ru_maxrss counts the memory of the
+    process it was forked from, before exec, and this one is large."""
     harness.start()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile() as peak:
+        wrapper = [TIME, "--format", "%M", "--output", peak.name] if Path(TIME).exists() else []
         started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, env=env)
+        process = subprocess.Popen([*wrapper, *command], cwd=cwd, stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != exit_code:
             err.seek(0)
             raise RuntimeError(f"{' '.join(command)} exited {process.returncode}: {err.read().decode()[-2000:]}")
+        kilobytes = int(Path(peak.name).read_text().split()[-1]) if wrapper else usage.ru_maxrss
     requests, pages, harness_cpu = harness.stop()
-    return Sample(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, requests, pages, harness_cpu)
+    return Sample(wall, usage.ru_utime + usage.ru_stime, kilobytes / 1024, requests, pages, harness_cpu)
 
 
 def timed(function: Callable[[], None], harness: Harness) -> Sample:
@@ -448,8 +481,9 @@ class Bench:
 
     def add(self, result: Result) -> Result:
         self.results[result.key] = result
-        if result.chain is not None and self.startup is not None:
-            result.floor = self.startup.wall + result.chain * self.rtt
+        round_trips = result.round_trips(DEFAULT_CONCURRENCY)
+        if round_trips is not None and self.startup is not None:
+            result.floor = self.startup.wall + round_trips * self.rtt
         median, (low, high) = result.median, result.spread
         print(
             f"  {result.label}: {median:.3f} s ({low:.3f}-{high:.3f}), {result.requests} requests, "
@@ -459,13 +493,40 @@ class Bench:
         return result
 
     def measure_startup(self) -> None:
-        samples = [self.run(["--version"], self.root) for _ in range(max(3, self.options.runs))]
+        """``imagelock --version``: the least of STARTUP_RUNS runs, what start-up costs when no neighbour interferes."""
+        samples = [self.run(["--version"], self.root) for _ in range(STARTUP_RUNS)]
         self.startup = Sample(
-            statistics.median(s.wall for s in samples),
-            statistics.median(s.cpu for s in samples),
-            max(s.peak_mb for s in samples),
-            0,
+            min(s.wall for s in samples), min(s.cpu for s in samples), max(s.peak_mb for s in samples), 0
         )
+
+    def reference(self, key: str, label: str, images: int) -> Result:
+        """The reference client (benchmarks/reference.py): the same requests at the same concurrency."""
+        command = [sys.executable, str(REFERENCE), self.proxy.host, str(DEFAULT_CONCURRENCY)]
+        result = Result(key, label, images)
+        result.samples = [
+            measure([*command, *self.repositories(images)], self.root, self.harness, self.env)
+            for _ in range(self.options.runs)
+        ]
+        return self.add(result)
+
+    def noop(self, project: Path) -> None:
+        """``imagelock check`` and ``imagelock lock`` with nothing changed, and ``python -c pass``: NOOP_RUNS
+        rounds, one of each per round, after one round that is not counted (it finds the lock up to date
+        the slow way and remembers it)."""
+        images = self.options.noop_images
+        commands = {
+            "noop-python": ("8. python -c pass", [sys.executable, "-c", "pass"]),
+            "noop-check": (f"8. check, nothing changed, {images} images", [*self.command, "check"]),
+            "noop-lock": (f"8. lock, nothing changed, {images} images", [*self.command, "lock"]),
+        }
+        for _, command in commands.values():
+            measure(command, project, self.harness, self.env)
+        samples: dict[str, list[Sample]] = {key: [] for key in commands}
+        for _ in range(NOOP_RUNS):
+            for key, (_, command) in commands.items():
+                samples[key].append(measure(command, project, self.harness, self.env))
+        for key, (label, _) in commands.items():
+            self.add(Result(key, label, images, samples[key]))
 
     def cold(self, key: str, label: str, project: Path, images: int) -> Result:
         result = Result(key, label, images, after_tags=1)
@@ -503,7 +564,7 @@ class Bench:
 def run_benchmark(options: argparse.Namespace, root: Path) -> Bench:
     scenarios = set(options.scenarios)
     scale = sorted(set(options.scale)) if "scaling" in scenarios else []
-    count = max([options.images, *scale])
+    count = max([options.images, *scale, *([options.noop_images] if "noop" in scenarios else [])])
     tags = [f"1.{minor}.0" for minor in range(options.tags)]
     many = [f"1.{minor}.0" for minor in range(options.many_tags)] if "scaling" in scenarios else []
 
@@ -546,6 +607,9 @@ def run_benchmark(options: argparse.Namespace, root: Path) -> Bench:
         if scenarios & {"cold", "unchanged", "update", "verify"}:
             print("cold lock ...", file=sys.stderr)
             bench.cold("cold", f"1. cold lock, {label}", project, images)
+        if "reference" in scenarios:
+            print("reference client ...", file=sys.stderr)
+            bench.reference("reference", f"1. reference client, {label}", images)
         if "unchanged" in scenarios:
             print("nothing changed ...", file=sys.stderr)
             bench.repeated("unchanged", f"2. lock, nothing changed, {images} images", ["lock"], project, images, 0)
@@ -584,6 +648,12 @@ def run_benchmark(options: argparse.Namespace, root: Path) -> Bench:
             print(f"scaling: one repository of {len(many)} tags ...", file=sys.stderr)
             single = bench.project("many", {"many": "bench/many"})
             bench.cold("many-tags", f"6. cold lock, 1 image x {len(many)} tags", single, 1)
+        if "noop" in scenarios:
+            print(f"nothing changed, {options.noop_images} images: check, lock and python -c pass ...", file=sys.stderr)
+            noop = bench.images_project(f"scale{options.noop_images}", options.noop_images)
+            if not (noop / "images.lock").exists():
+                bench.run(["lock"], noop)
+            bench.noop(noop)
         if "bomb" in scenarios:
             print(f"audit of a layer with a {BOMB_MIB} MiB tar header ...", file=sys.stderr)
             bench.bomb(server.url)
@@ -673,6 +743,75 @@ def targets(bench: Bench) -> list[Target]:
                 f"audit of a layer with a {BOMB_MIB} MiB tar header: under {BOMB_MEMORY_TARGET:g} MB peak",
                 f"{bomb.peak_mb:.0f} MB",
                 bomb.peak_mb < BOMB_MEMORY_TARGET,
+            )
+        )
+    return found + issue_20_targets(bench)
+
+
+def issue_20_targets(bench: Bench) -> list[Target]:
+    """Issue #20: the no-op in tens of milliseconds, the cold lock bound by the network and not by imagelock's CPU."""
+    results, found = bench.results, []
+    python = results.get("noop-python")
+    for key in ("noop-check", "noop-lock"):
+        noop = results.get(key)
+        if noop is not None and python is not None:
+            ratio = noop.least_wall / python.least_wall
+            found.append(
+                Target(
+                    f"{noop.label.removeprefix('8. ')}: under {NOOP_SECONDS_TARGET * 1000:g} ms and within "
+                    f"{NOOP_PYTHON_RATIO_TARGET:g}x python -c pass (least of {len(noop.samples)})",
+                    f"{noop.least_wall * 1000:.0f} ms; python -c pass {python.least_wall * 1000:.0f} ms = {ratio:.2f}x",
+                    noop.least_wall < NOOP_SECONDS_TARGET and ratio <= NOOP_PYTHON_RATIO_TARGET,
+                )
+            )
+    startup_cpu = bench.startup.cpu if bench.startup else 0.0
+    cold = results.get("cold")
+    if cold is not None:
+        per_request = cold.cpu_per_request(startup_cpu)
+        found.append(
+            Target(
+                f"cold lock: imagelock's CPU under {CPU_PER_REQUEST_TARGET:g} ms per request",
+                f"({min(s.cpu for s in cold.samples):.2f} s - start-up {startup_cpu:.2f} s) / {cold.requests} = "
+                f"{per_request:.2f} ms",
+                per_request < CPU_PER_REQUEST_TARGET,
+            )
+        )
+    reference = results.get("reference")
+    if cold is not None and reference is not None:
+        ratio = cold.median / reference.median
+        found.append(
+            Target(
+                f"cold lock within {REFERENCE_RATIO_TARGET:g}x the reference client",
+                f"{cold.median:.2f} s / {reference.median:.2f} s = {ratio:.2f}x",
+                ratio <= REFERENCE_RATIO_TARGET,
+            )
+        )
+    parallel = results.get("skopeo-parallel")
+    if cold is not None and parallel is not None:
+        speedup = parallel.median / cold.median
+        found.append(
+            Target(
+                f"at least {SKOPEO_PARALLEL_TARGET_20:g}x faster than the parallel skopeo script",
+                f"{parallel.median:.2f} s / {cold.median:.2f} s = {speedup:.1f}x",
+                speedup >= SKOPEO_PARALLEL_TARGET_20,
+            )
+        )
+    small, large = results.get("scale-200"), results.get("scale-1000")
+    if small is not None and large is not None:
+        ratio = large.cpu_per_request(startup_cpu) / small.cpu_per_request(startup_cpu)
+        found.append(
+            Target(
+                f"1000 images: CPU per request at most {LINEAR_CPU_TOLERANCE:g}x that at 200",
+                f"{large.cpu_per_request(startup_cpu):.2f} ms / {small.cpu_per_request(startup_cpu):.2f} ms = "
+                f"{ratio:.2f}x",
+                ratio <= LINEAR_CPU_TOLERANCE,
+            )
+        )
+        found.append(
+            Target(
+                f"cold lock of 1000 images: under {LARGE_MEMORY_TARGET:g} MB peak",
+                f"{large.peak_mb:.0f} MB",
+                large.peak_mb < LARGE_MEMORY_TARGET,
             )
         )
     return found
@@ -809,6 +948,9 @@ def parse(arguments: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--many-tags", type=int, default=10_000, help="tags of the one large repository (default 10000)"
     )
+    parser.add_argument(
+        "--noop-images", type=int, default=NOOP_IMAGES, help=f"images of the noop scenario (default {NOOP_IMAGES})"
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run: 4 images, 3 tags, RTT 2 ms, 1 run")
     parser.add_argument("--markdown", action="store_true", help="print the tables as markdown")
     parser.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
@@ -818,7 +960,7 @@ def parse(arguments: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}; choose from {', '.join(SCENARIOS)}")
     if options.quick:
         options.images, options.tags, options.rtt_ms, options.runs = 4, 3, 2.0, 1
-        options.scale, options.many_tags = [2, 4], 300
+        options.scale, options.many_tags, options.noop_images = [2, 4], 300, 4
     if options.images < 1 or options.tags < 1 or options.runs < 1 or min(options.scale) < 1:
         parser.error("--images, --tags, --runs and --scale must be positive")
     return options

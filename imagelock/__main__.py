@@ -1,12 +1,19 @@
-"""The ``imagelock`` command (and ``python -m imagelock``): the CLI, with Ctrl-C handled even while it loads."""
+"""The ``imagelock`` command (and ``python -m imagelock``): the CLI, with Ctrl-C handled even while it loads.
+
+``check`` and a ``lock`` with nothing to do may be answered before the CLI loads (``_fastpath``).
+"""
 
 import sys
 
+from imagelock._fastpath import answer
 from imagelock.errors import EXIT_INTERRUPTED
 
 
 def main() -> None:
     try:
+        remembered = answer(sys.argv[1:])
+        if remembered is not None:
+            raise SystemExit(remembered)
         from imagelock.cli import main as run  # typer and rich take a while to import: Ctrl-C may come now
 
         run()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from imagelock import __version__
+from imagelock._fastpath import remember
 from imagelock.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_REGISTRY, ImagelockError, InputError
 from imagelock.lockfile import LockedImage
 from imagelock.project import Change, LockResult, Project
@@ -298,7 +300,8 @@ def _print_json(document: object) -> None:
     typer.echo(json.dumps(document, indent=2, sort_keys=True))
 
 
-def _report_lock(result: LockResult, lock_path: Path, *, dry_run: bool, verbose: bool, as_json: bool) -> None:
+def _report_lock(result: LockResult, lock_path: Path, *, dry_run: bool, verbose: bool, as_json: bool) -> str:
+    """Print the changes (or the JSON report) and the summary line on stderr, which is returned."""
     if as_json:
         _print_json(
             {
@@ -324,6 +327,16 @@ def _report_lock(result: LockResult, lock_path: Path, *, dry_run: bool, verbose:
     else:
         summary = f"{lock_path} is up to date ({count} image(s))"
     typer.echo(summary, err=True)
+    return summary
+
+
+def _remember_up_to_date(command: str, project: Project, started_ns: int, stream: int, message: str) -> None:
+    """Let the next run of this command line on the same files answer before the CLI loads (_fastpath.py)."""
+    try:
+        inputs = project.inputs()
+    except ImagelockError:  # images.toml changed meanwhile: nothing to remember
+        return
+    remember(command, inputs, started_ns, stream, message)
 
 
 def _skipped_json(skipped: Sequence[Skipped], notices: Sequence[Notice]) -> dict[str, Any]:
@@ -367,6 +380,7 @@ def lock_command(
     osv_url: OsvUrlOption = None,
 ) -> None:
     """Resolve images.toml into images.lock. Entries whose spec is unchanged keep their pins."""
+    started = time.time_ns()
     selection: bool | list[str] = True if upgrade else list(upgrade_image or [])
     result = _run(
         context,
@@ -376,7 +390,10 @@ def lock_command(
         vulnerability_db=db,
         osv_url=osv_url,
     )
-    _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=dry_run, verbose=verbose, as_json=as_json)
+    project = Project.at(config, lockfile)
+    summary = _report_lock(result, project.lock_path, dry_run=dry_run, verbose=verbose, as_json=as_json)
+    if not result.written and not dry_run:
+        _remember_up_to_date("lock", project, started, 2, summary)
 
 
 @app.command("update")
@@ -414,7 +431,9 @@ def check_command(
     as_json: JsonOption = False,
 ) -> None:
     """Exit 1 if images.lock does not match images.toml (offline; for CI)."""
-    lock_path = Project.at(config, lockfile).lock_path
+    started = time.time_ns()
+    project = Project.at(config, lockfile)
+    lock_path = project.lock_path
     stale = _run(context, config, lockfile, lambda project: project.check())
     found = lock_path.exists()
     if as_json:
@@ -424,6 +443,7 @@ def check_command(
         typer.echo(f"{lock_path}: not found; run 'imagelock lock'")
     elif not stale:
         typer.echo(f"{lock_path} is up to date")
+        _remember_up_to_date("check", project, started, 1, f"{lock_path} is up to date")
     else:
         for entry in stale:
             typer.echo(f"{entry.name}: {entry.reason}")

@@ -147,6 +147,7 @@ class Config:
     path: Path
     images: Mapping[str, ImageSpec]
     registries: Mapping[str, RegistrySettings] = field(default_factory=dict)
+    files: tuple[Path, ...] = ()  # the other files it names (keys, certificates), which its meaning depends on
 
     @property
     def inputs_hash(self) -> str:
@@ -248,6 +249,13 @@ class _ConfigParser:
         self.policies: dict[str, TrustPolicy] = {}
         self.default_policy: TrustPolicy | None = None
         self.default_audit: AuditPolicy | None = AuditPolicy()
+        self.files: list[Path] = []
+
+    def file(self, relative: str) -> Path:
+        """A file images.toml names, relative to its directory."""
+        path = self.path.parent / relative
+        self.files.append(path)
+        return path
 
     def error(self, where: str, message: str) -> InputError:
         return InputError(f"{self.path}: {where}: {message}")
@@ -278,7 +286,7 @@ class _ConfigParser:
                 raise self.error(where, f"duplicate name (already defined as {seen[name.lower()]!r})")
             seen[name.lower()] = name
             images[name] = self.image(name, value, default_platforms)
-        return Config(self.path, dict(sorted(images.items())), registries)
+        return Config(self.path, dict(sorted(images.items())), registries, tuple(self.files))
 
     def check_keys(self, where: str, table: Mapping[str, Any], allowed: frozenset[str]) -> None:
         for key in table:
@@ -325,7 +333,7 @@ class _ConfigParser:
             insecure = self.boolean(where, "insecure", settings.get("insecure", False))
             ca_cert = None
             if "ca-cert" in settings:
-                ca_cert = self.path.parent / self.string(where, "ca-cert", settings["ca-cert"])
+                ca_cert = self.file(self.string(where, "ca-cert", settings["ca-cert"]))
                 if not ca_cert.is_file():
                     raise self.error(where, f"key 'ca-cert': file {str(ca_cert)!r} not found")
             concurrency = settings.get("concurrency")
@@ -458,16 +466,14 @@ class _ConfigParser:
         keys = []
         for relative in paths:
             try:
-                keys.append(load_public_key(self.path.parent / relative))
+                keys.append(load_public_key(self.file(relative)))
             except InputError as error:
                 raise self.error(where, str(error)) from None
         match_repository = self.boolean(where, "match-repository", table.get("match-repository", True))
         rekor_keys = []
         if "rekor-key" in table:
             try:
-                rekor_keys.append(
-                    load_public_key(self.path.parent / self.string(where, "rekor-key", table["rekor-key"]))
-                )
+                rekor_keys.append(load_public_key(self.file(self.string(where, "rekor-key", table["rekor-key"]))))
             except InputError as error:
                 raise self.error(where, f"key 'rekor-key': {error}") from None
         return CosignPolicy(name, tuple(keys), match_repository, tuple(rekor_keys))
@@ -486,11 +492,7 @@ class _ConfigParser:
         pattern = (
             self.string(where, "identity-regexp", table["identity-regexp"]) if "identity-regexp" in table else None
         )
-        root = (
-            self.path.parent / self.string(where, "trusted-root", table["trusted-root"])
-            if "trusted-root" in table
-            else None
-        )
+        root = self.file(self.string(where, "trusted-root", table["trusted-root"])) if "trusted-root" in table else None
         try:
             return KeylessPolicy.create(name, self.string(where, "issuer", table["issuer"]), identity, pattern, root)
         except InputError as error:
@@ -513,7 +515,7 @@ class _ConfigParser:
             if identity != "*" and not identity.startswith("x509.subject:"):
                 raise self.error(where, f"key 'identities': expected '*' or 'x509.subject: <DN>', got {identity!r}")
         try:
-            return NotationPolicy.create(name, [self.path.parent / path for path in paths], identities)
+            return NotationPolicy.create(name, [self.file(path) for path in paths], identities)
         except InputError as error:
             raise self.error(where, str(error)) from None
 
@@ -522,7 +524,7 @@ class _ConfigParser:
 
         self.check_keys(where, table, _CONTENT_TRUST_KEYS)
         server = self.string(where, "server", table["server"]) if "server" in table else None
-        ca_cert = self.path.parent / self.string(where, "ca-cert", table["ca-cert"]) if "ca-cert" in table else None
+        ca_cert = self.file(self.string(where, "ca-cert", table["ca-cert"])) if "ca-cert" in table else None
         try:
             return ContentTrustPolicy.create(name, server, ca_cert)
         except InputError as error:

@@ -159,6 +159,10 @@ class Project:
 
     # -- read-only commands ----------------------------------------------------------------------
 
+    def inputs(self) -> tuple[Path, ...]:
+        """The files the answers of ``check`` and of a ``lock`` with nothing to do depend on."""
+        return (self.config_path, *load_config(self.config_path).files, self.lock_path)
+
     def check(self) -> list[Staleness]:
         """Entries that are out of date; empty when the lock matches images.toml. Offline."""
         config = load_config(self.config_path)

@@ -19,7 +19,7 @@ SKOPEO = Path("/usr/bin/skopeo")
 def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
     if registry_binary() is None:
         pytest.skip("Debian's docker-registry is not installed (the README's test command installs it)")
-    scenarios = "cold,unchanged,update,verify,scaling,bomb" + (",skopeo" if SKOPEO.exists() else "")
+    scenarios = "cold,reference,unchanged,update,verify,scaling,bomb,noop" + (",skopeo" if SKOPEO.exists() else "")
     results = tmp_path / "results.json"
     command = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--markdown"]
     finished = subprocess.run(
@@ -41,6 +41,10 @@ def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
         "6. lock, nothing changed, 4 images",
         "6. cold lock, 1 image x 300 tags",
         "7. audit refusing a 512 MiB tar header",
+        "1. reference client",
+        "8. python -c pass",
+        "8. check, nothing changed, 4 images",
+        "8. lock, nothing changed, 4 images",
         *(("5. skopeo script, sequential", "5. skopeo script, 8 in parallel") if SKOPEO.exists() else ()),
     ):
         assert any(row.startswith(f"| {label}") for row in rows), f"no row {label!r} in:\n{finished.stdout}"
@@ -54,5 +58,7 @@ def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
     assert measured["update"]["requests"] > 0
     assert measured["many-tags"]["peak_mb"] > 0
     assert measured["bomb"]["peak_mb"] > 0  # refused with exit 3, as the scenario requires
+    assert measured["reference"]["requests"] == measured["cold"]["requests"]  # the same requests as imagelock
+    assert measured["noop-check"]["requests"] == measured["noop-lock"]["requests"] == 0
     if SKOPEO.exists():
         assert measured["skopeo-parallel"]["requests"] >= measured["cold"]["requests"]

@@ -304,6 +304,14 @@ def test_images_resolve_concurrently(project: Project, proxy: Proxy) -> None:
     assert proxy.most_in_flight >= 4
 
 
+def test_concurrent_requests_reuse_their_connections(project: Project, proxy: Proxy) -> None:
+    proxy.intercept = lambda method, path: 0.05
+    project.write(many_images(proxy.host))
+    assert project.run("lock").exit_code == 0
+    assert sum(proxy.requests.values()) > proxy.most_in_flight >= 4
+    assert proxy.connections <= proxy.most_in_flight  # none opened while another stood idle
+
+
 def test_per_registry_concurrency_limit(project: Project, proxy: Proxy) -> None:
     proxy.intercept = lambda method, path: 0.02
     project.write(f'[registries."{proxy.host}"]\nconcurrency = 1\n' + many_images(proxy.host))

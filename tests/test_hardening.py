@@ -44,7 +44,7 @@ def imagelock(project: Project, *arguments: str) -> subprocess.Popen[str]:
 
 
 def test_a_second_run_waits_for_the_first_and_sees_its_lock(project: Project, registry: Registry) -> None:
-    slow_proxy = Proxy(registry.host, intercept=lambda method, path: 0.4).start()  # a first run of ~2 s
+    slow_proxy = Proxy(registry.host, intercept=lambda method, path: 1.0).start()  # a first run of ~2 s
     project.write(config_for(slow_proxy, ["nginx", "redis", "postgres", "python"]))
     first = imagelock(project, "lock")
     deadline = time.monotonic() + 20

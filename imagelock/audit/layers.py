@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
+from imagelock._fastpath import cache_directory
 from imagelock.audit.inventory import FileRecord, LayerContent, parse_file, wanted
 from imagelock.errors import RegistryError
 
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from imagelock.registry import ImageReader
     from imagelock.registry.manifests import Descriptor
 
-CACHE_ENV = "IMAGELOCK_CACHE_DIR"
 CACHE_FORMAT = "layers-v1"
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -63,11 +63,7 @@ class LayerError(RegistryError):
 
 def cache_dir(environ: os._Environ[str] | dict[str, str] | None = None) -> Path:
     """``$IMAGELOCK_CACHE_DIR``, else ``$XDG_CACHE_HOME/imagelock``, else ``~/.cache/imagelock``."""
-    environ = os.environ if environ is None else environ
-    if environ.get(CACHE_ENV):
-        return Path(environ[CACHE_ENV])
-    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "imagelock"
+    return Path(cache_directory(os.environ if environ is None else environ))
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from imagelock.events import Events, Silent
 from imagelock.reference import Repository
 from imagelock.registry.authn import Credential, Keychain
 from imagelock.registry.challenge import Challenge, parse_challenges
+from imagelock.registry.connections import Connections, H11Transport
 from imagelock.registry.urls import http_url
 from imagelock.untrusted import load_json
 
@@ -159,6 +160,7 @@ class Transport:
         self._events = events or Silent()
         self._retry = retry or RetryPolicy()
         self._clients: dict[tuple[bool, Path | None, float, int], httpx.AsyncClient] = {}
+        self._connections = Connections()  # plain HTTP, shared by the clients
         self._tls: dict[tuple[bool, Path | None], ssl.SSLContext | bool] = {}
         self._sent = 0
         self._hosts: dict[str, _HostState] = {}
@@ -170,6 +172,7 @@ class Transport:
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
+        self._connections.close()
 
     async def request(
         self,
@@ -298,6 +301,7 @@ class Transport:
         httpcore's pool does work for every request in flight times every connection on each event,
         so one pool carrying 32 requests at once spends more CPU than the network takes; a few pools
         of at most ``_REQUESTS_PER_POOL`` each keep that small and still reuse their connections.
+        That is for HTTPS; plain HTTP goes through ``connections.H11Transport``, one pool for the run.
         """
         self._sent += 1
         shard = self._sent % max(1, -(-settings.concurrency // _REQUESTS_PER_POOL))
@@ -306,10 +310,15 @@ class Transport:
             tls_key = (settings.insecure, settings.ca_cert)
             if tls_key not in self._tls:
                 self._tls[tls_key] = _ssl_context(settings)
+            verify = self._tls[tls_key]
+            limits = httpx.Limits(max_connections=None, max_keepalive_connections=_REQUESTS_PER_POOL)
             self._clients[key] = httpx.AsyncClient(
-                verify=self._tls[tls_key],
+                transport=H11Transport(
+                    self._connections, httpx.AsyncHTTPTransport(verify=verify, http2=True, limits=limits)
+                ),
+                verify=verify,  # this, http2 and limits: for the proxies httpx mounts from the environment
                 timeout=httpx.Timeout(settings.timeout),
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=_REQUESTS_PER_POOL),
+                limits=limits,
                 follow_redirects=False,
                 http2=True,
                 headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"},

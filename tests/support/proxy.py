@@ -3,9 +3,9 @@
 Every request is forwarded to the upstream registry. Before forwarding, an ``intercept`` hook may
 answer in the registry's place, reset the connection, or delay; after, a ``tamper`` hook may
 rewrite the answer (body, headers, status). The proxy counts requests by path, records the headers
-of each, and the most requests it saw in flight at once. ``latency`` adds a fixed one-way delay to
-every request and again to every answer, like a slow network (the benchmarks use it); connection
-set-up is not delayed.
+of each, the most requests it saw in flight at once, and the connections that carried them.
+``latency`` adds a fixed one-way delay to every request and again to every answer, like a slow
+network (the benchmarks use it); connection set-up is not delayed.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class Proxy:
     server: ThreadingHTTPServer | None = None
     in_flight: int = 0
     most_in_flight: int = 0
+    connections: int = 0  # connections that carried at least one request
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -71,11 +72,15 @@ class Proxy:
 
         class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms ACK wait between
+            carried = 0  # requests on this connection
 
             def _forward(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 request_body = self.rfile.read(length) if length else None
+                self.carried += 1
                 with proxy._lock:
+                    proxy.connections += self.carried == 1
                     proxy.requests[f"{self.command} {self.path.split('?')[0]}"] += 1
                     proxy.request_headers.append(self.headers)
                     proxy.in_flight += 1

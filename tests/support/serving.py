@@ -13,6 +13,7 @@ from pathlib import Path
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # the default 5 drops a burst of new connections, which retry after a second
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # a client that hung up (a timeout under test) is not news
