@@ -1,0 +1,246 @@
+"""Provenance at lock time: signed SLSA statements from the right builder and source, on the real registry."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import tomllib
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import Project, Registry
+from tests.support.cosign import (
+    SigningKey,
+    attach_bundle,
+    attest_image,
+    dsse_envelope,
+    key_bundle,
+    push_cosign_tag,
+    sign_image,
+)
+from tests.support.provenance import COMMIT, GITHUB_BUILDER, SOURCE, buildkit_v02, slsa_v02, slsa_v1
+
+V1 = "https://slsa.dev/provenance/v1"
+V02 = "https://slsa.dev/provenance/v0.2"
+DSSE_LAYER = "application/vnd.dsse.envelope.v1+json"
+
+
+@pytest.fixture(scope="module")
+def key() -> SigningKey:
+    return SigningKey.ecdsa()
+
+
+@pytest.fixture
+def repository(request: pytest.FixtureRequest) -> str:
+    return "built/" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:60].strip("-")
+
+
+def config(
+    project: Project, registry: Registry, repository: str, key: SigningKey, provenance: str, selector: str
+) -> str:
+    key.write_public(project.directory / "keys" / "release.pub")
+    return (
+        f'[policies.release]\nmethod = "cosign"\nkey = "keys/release.pub"\n\n'
+        f"[policies.release.provenance]\n{provenance}\n"
+        f'[defaults]\nverify = "release"\n\n[images.app]\nimage = "{registry.host}/{repository}"\n{selector}\n'
+    )
+
+
+GITHUB = f'builder-id = "{GITHUB_BUILDER}"\nsource-repository = "{SOURCE}"\nsource-ref = "refs/heads/main"\n'
+
+
+def signed_image(registry: Registry, repository: str, tag: str, key: SigningKey) -> str:
+    image = registry.seeder.push_image(repository, tag)
+    sign_image(registry.seeder, registry.host, repository, image.digest, key)
+    return image.digest
+
+
+def locked(project: Project) -> dict[str, object]:
+    entry: dict[str, object] = tomllib.loads(project.lock.read_text())["images"]["app"]
+    return entry
+
+
+def test_the_newest_tag_with_provenance_from_the_allowed_builder_is_locked_with_its_evidence(
+    project: Project, registry: Registry, key: SigningKey, repository: str
+) -> None:
+    built = signed_image(registry, repository, "1.0.0", key)
+    attestation = attest_image(registry.seeder, repository, built, key, slsa_v1(built), V1)
+    elsewhere = signed_image(registry, repository, "1.1.0", key)
+    attest_image(registry.seeder, repository, elsewhere, key, slsa_v1(elsewhere, builder="https://ci.evil.example"), V1)
+    project.write(config(project, registry, repository, key, GITHUB, 'version = ">=1"'))
+
+    result = project.run("lock")
+
+    assert result.exit_code == 0, result.stderr
+    entry = locked(project)
+    assert (entry["tag"], entry["digest"]) == ("1.0.0", built)
+    evidence = entry["verified"]
+    assert isinstance(evidence, dict)
+    assert {key: evidence[key] for key in ("provenance", "builder", "source", "revision", "attestation")} == {
+        "provenance": V1,
+        "builder": GITHUB_BUILDER,
+        "source": SOURCE,
+        "revision": COMMIT,
+        "attestation": attestation,
+    }
+    assert "skipping tag 1.1.0: provenance: builder https://ci.evil.example not allowed" in result.stderr
+    assert "(1 newer skipped: no valid provenance)" in result.stdout
+
+    why = project.run("why", "app")
+    verdicts = dict(line.split(None, 1) for line in why.stdout.splitlines()[1:])
+    assert verdicts["1.1.0"] == "provenance: builder https://ci.evil.example not allowed"
+    assert verdicts["1.0.0"] == "chosen"
+    assert project.run("verify").exit_code == 0
+
+
+def _forged_subject(registry: Registry, repository: str, digest: str, key: SigningKey) -> None:
+    """A statement signed about another image, its subject then rewritten to this one."""
+    envelope = dsse_envelope(key, slsa_v1("sha256:" + "1" * 64))
+    envelope["payload"] = base64.b64encode(slsa_v1(digest)).decode()
+    blob = json.dumps(envelope).encode()
+    push_cosign_tag(registry.seeder, repository, digest, "att", DSSE_LAYER, blob, {"predicateType": V1})
+
+
+Attack = Callable[[Registry, str, str, SigningKey], object]
+ATTACKS: dict[str, tuple[Attack, str]] = {
+    "another digest": (
+        lambda r, repo, digest, key: attest_image(r.seeder, repo, digest, key, slsa_v1("sha256:" + "2" * 64)),
+        "subject is not sha256:",
+    ),
+    "another builder": (
+        lambda r, repo, digest, key: attest_image(
+            r.seeder, repo, digest, key, slsa_v1(digest, builder="https://x.example/b")
+        ),
+        "provenance: builder https://x.example/b not allowed",
+    ),
+    "another source repository": (
+        lambda r, repo, digest, key: attest_image(
+            r.seeder, repo, digest, key, slsa_v1(digest, repository="https://github.com/evil/app")
+        ),
+        f"provenance: source repository https://github.com/evil/app is not {SOURCE}",
+    ),
+    "another source ref": (
+        lambda r, repo, digest, key: attest_image(r.seeder, repo, digest, key, slsa_v1(digest, ref="refs/heads/dev")),
+        "provenance: source ref refs/heads/dev is not refs/heads/main",
+    ),
+    "a forged subject": (_forged_subject, "DSSE signature does not verify with the policy's key(s)"),
+    "an unsigned statement": (
+        lambda r, repo, digest, key: attest_image(r.seeder, repo, digest, None, slsa_v1(digest)),
+        "DSSE signature does not verify with the policy's key(s)",
+    ),
+    "another key": (
+        lambda r, repo, digest, key: attest_image(r.seeder, repo, digest, SigningKey.ecdsa(), slsa_v1(digest)),
+        "DSSE signature does not verify with the policy's key(s)",
+    ),
+    "no provenance at all": (lambda r, repo, digest, key: None, f"provenance: no signed {V1} attestation for sha256:"),
+    "provenance of another predicate type": (
+        lambda r, repo, digest, key: attest_image(r.seeder, repo, digest, key, slsa_v02(digest)),
+        f"provenance: no signed {V1} attestation for sha256:",
+    ),
+}
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_a_signed_image_without_matching_verified_provenance_is_refused(
+    project: Project, registry: Registry, key: SigningKey, attack: str
+) -> None:
+    repository = "built/refused-" + attack.replace(" ", "-")
+    digest = signed_image(registry, repository, "1.0.0", key)
+    plant, message = ATTACKS[attack]
+    plant(registry, repository, digest, key)
+    project.write(config(project, registry, repository, key, GITHUB, 'tag = "1.0.0"'))
+
+    result = project.run("lock")
+
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert "[images.app]: tag 1.0.0: provenance: " in result.stderr
+    assert message in result.stderr
+    assert not project.lock.exists()
+
+
+def test_v02_provenance_is_read_from_the_invocation_config_source_and_a_short_ref_names_the_branch(
+    project: Project, registry: Registry, key: SigningKey, repository: str
+) -> None:
+    digest = signed_image(registry, repository, "1.0.0", key)
+    attest_image(registry.seeder, repository, digest, key, slsa_v02(digest, ref="main"), V02)
+    project.write(config(project, registry, repository, key, f'predicate-type = "{V02}"\n' + GITHUB, 'tag = "1.0.0"'))
+
+    result = project.run("lock")
+
+    assert result.exit_code == 0, result.stderr
+    evidence = locked(project)["verified"]
+    assert isinstance(evidence, dict)
+    assert (evidence["provenance"], evidence["source"], evidence["revision"]) == (V02, SOURCE, COMMIT)
+
+
+def test_buildkit_provenance_names_its_git_context_and_a_builder_regexp_allows_any_run(
+    project: Project, registry: Registry, key: SigningKey, repository: str
+) -> None:
+    digest = signed_image(registry, repository, "1.0.0", key)
+    attest_image(registry.seeder, repository, digest, key, buildkit_v02(digest), V02)
+    allowed = r'builder-id-regexp = "https://github\\.com/acme/app/actions/runs/[0-9]+"'
+    requirement = (
+        f'predicate-type = "{V02}"\n{allowed}\nsource-repository = "{SOURCE}"\nsource-ref = "refs/heads/main"\n'
+    )
+    project.write(config(project, registry, repository, key, requirement, 'tag = "1.0.0"'))
+
+    result = project.run("lock")
+
+    assert result.exit_code == 0, result.stderr
+    evidence = locked(project)["verified"]
+    assert isinstance(evidence, dict)
+    assert (evidence["builder"], evidence["source"]) == ("https://github.com/acme/app/actions/runs/1", f"{SOURCE}.git")
+
+
+def test_a_v3_attestation_bundle_found_through_referrers_is_verified_with_the_policy_key(
+    project: Project, registry: Registry, key: SigningKey, repository: str
+) -> None:
+    digest = signed_image(registry, repository, "1.0.0", key)
+    attach_bundle(registry.seeder, repository, digest, key_bundle(SigningKey.ecdsa(), slsa_v1(digest)))
+    referrer = attach_bundle(registry.seeder, repository, digest, key_bundle(key, slsa_v1(digest)))
+    project.write(config(project, registry, repository, key, GITHUB, 'tag = "1.0.0"'))
+
+    result = project.run("lock")
+
+    assert result.exit_code == 0, result.stderr
+    evidence = locked(project)["verified"]
+    assert isinstance(evidence, dict)
+    assert evidence["attestation"] == referrer
+
+
+def test_verify_checks_provenance_again(project: Project, registry: Registry, key: SigningKey, repository: str) -> None:
+    digest = signed_image(registry, repository, "1.0.0", key)
+    attest_image(registry.seeder, repository, digest, key, slsa_v1(digest), V1)
+    project.write(config(project, registry, repository, key, GITHUB, 'tag = "1.0.0"'))
+    assert project.run("lock").exit_code == 0
+    attest_image(registry.seeder, repository, digest, key, slsa_v1(digest, builder="https://x.example/b"), V1)
+
+    result = project.run("verify")
+
+    assert result.exit_code == 1
+    assert "provenance: builder https://x.example/b not allowed" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (f'source-repository = "{SOURCE}"', "needs exactly one of 'builder-id' and 'builder-id-regexp'"),
+        (f'builder-id = "{GITHUB_BUILDER}"', "missing key 'source-repository'"),
+        (GITHUB + 'predicate-type = "https://slsa.dev/provenance/v9"', "key 'predicate-type': expected one of"),
+        (GITHUB + 'builder = "x"', "builder"),
+        (f'builder-id-regexp = "("\nsource-repository = "{SOURCE}"', "key 'builder-id-regexp': invalid regex"),
+    ],
+)
+def test_provenance_policy_errors_are_exit_2_naming_the_table(
+    project: Project, registry: Registry, key: SigningKey, table: str, message: str
+) -> None:
+    project.write(config(project, registry, "built/errors", key, table, 'tag = "1.0.0"'))
+
+    result = project.run("lock")
+
+    assert result.exit_code == 2
+    assert "[policies.release.provenance]" in result.stderr
+    assert message in result.stderr
