@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
 import tomllib
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from imagelock.trust import KeylessPolicy, SignatureError
+from imagelock.trust.provenance import Opener, ProvenanceRequirement, read_claims
+from imagelock.trust.statements import check_statement
 from tests.conftest import Project, Registry
 from tests.support.cosign import (
     SigningKey,
@@ -20,11 +26,13 @@ from tests.support.cosign import (
     push_cosign_tag,
     sign_image,
 )
+from tests.support.interop import interop_cases, interop_folder, needs_interop
 from tests.support.provenance import COMMIT, GITHUB_BUILDER, SOURCE, buildkit_v02, slsa_v02, slsa_v1
 
 V1 = "https://slsa.dev/provenance/v1"
 V02 = "https://slsa.dev/provenance/v0.2"
 DSSE_LAYER = "application/vnd.dsse.envelope.v1+json"
+SIGSTORE = interop_folder("sigstore")
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +252,34 @@ def test_provenance_policy_errors_are_exit_2_naming_the_table(
     assert result.exit_code == 2
     assert "[policies.release.provenance]" in result.stderr
     assert message in result.stderr
+
+
+@needs_interop
+def test_a_real_keyless_slsa_statement_opens_under_its_github_identity_and_is_judged_by_its_claims(
+    tmp_path: Path,
+) -> None:
+    """sigstore-python's bundle, signed by a GitHub Actions workflow identity, of a SLSA v1 statement about a file."""
+    case = next(case for case in interop_cases(SIGSTORE) if case["id"] == "rekor-v2-dsse-valid")
+    identity: dict[str, str] = case["identity"]  # type: ignore[assignment]
+    root = tmp_path / "trusted_root.json"
+    root.write_bytes((SIGSTORE / str(case["trusted_root"])).read_bytes())
+    builder = "https://github.com/sigstore-conformance/rekor2-dsse-hashedrekord-regen"
+    requirement = ProvenanceRequirement(source_repository=SOURCE, builder_id=builder)
+    policy = replace(
+        KeylessPolicy.create("release", identity["oidc_issuer"], identity["san"], None, root), provenance=requirement
+    )
+    bundle = (SIGSTORE / str(case["bundle"])).read_bytes()
+
+    payload_type, body = asyncio.run(Opener(policy, bundle, bundled=True).open())
+
+    check_statement(payload_type, body, "sha256:a0cfc71271d6e278e57cd332ff957c3f7043fdda354c4cbb190a30d56efa01bf")
+    with pytest.raises(SignatureError, match="subject is not"):
+        check_statement(payload_type, body, "sha256:" + "2" * 64)
+    claims = read_claims(json.loads(body))
+    assert (claims.predicate_type, claims.builder_id) == (V1, builder)
+    assert requirement.refusal(claims) == f"source repository (none) is not {SOURCE}"
+    other_identity = replace(
+        policy, identity="https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
+    )
+    with pytest.raises(SignatureError, match="keyless signature rejected"):
+        asyncio.run(Opener(other_identity, bundle, bundled=True).open())
