@@ -27,11 +27,14 @@ from tests.support.cosign import (
     sign_image,
 )
 from tests.support.interop import interop_cases, interop_folder, needs_interop
+from tests.support.layers import attestation_manifest
 from tests.support.provenance import COMMIT, GITHUB_BUILDER, SOURCE, buildkit_v02, slsa_v02, slsa_v1
 
 V1 = "https://slsa.dev/provenance/v1"
 V02 = "https://slsa.dev/provenance/v0.2"
 DSSE_LAYER = "application/vnd.dsse.envelope.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 SIGSTORE = interop_folder("sigstore")
 
 
@@ -283,3 +286,35 @@ def test_a_real_keyless_slsa_statement_opens_under_its_github_identity_and_is_ju
     )
     with pytest.raises(SignatureError, match="keyless signature rejected"):
         asyncio.run(Opener(other_identity, bundle, bundled=True).open())
+
+
+def test_buildkits_unsigned_in_index_provenance_is_never_enough_and_why_shows_what_it_claims(
+    project: Project, registry: Registry, key: SigningKey, repository: str
+) -> None:
+    image = registry.seeder.push_image(repository, "build", ("linux/amd64",), attestations=False)
+    (platform_digest,) = image.platforms.values()
+    platform_manifest = registry.seeder.client.get(
+        f"/v2/{repository}/manifests/{platform_digest}", headers={"Accept": OCI_MANIFEST}
+    ).content
+    children = [
+        {"mediaType": OCI_MANIFEST, "digest": platform_digest, "size": len(platform_manifest),
+         "platform": {"architecture": "amd64", "os": "linux"}},
+        attestation_manifest(registry.seeder, repository, platform_digest, buildkit_v02(platform_digest), V02),
+    ]  # fmt: skip
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children}).encode()
+    digest = registry.seeder.push_manifest(repository, "1.0.0", index, OCI_INDEX)
+    sign_image(registry.seeder, registry.host, repository, digest, key)
+    project.write(config(project, registry, repository, key, GITHUB, 'tag = "1.0.0"'))
+
+    result = project.run("lock")
+
+    assert result.exit_code == 1
+    claims = (
+        "unsigned in-index provenance (not trusted) claims builder https://github.com/acme/app/actions/runs/1,"
+        f" source {SOURCE}.git@refs/heads/main"
+    )
+    verdict = f"provenance: no signed {V1} attestation for {digest}; {claims}"
+    assert verdict in result.stderr
+    assert not project.lock.exists()
+    why = project.run("why", "app")
+    assert dict(line.split(None, 1) for line in why.stdout.splitlines()[1:]) == {"1.0.0": verdict}

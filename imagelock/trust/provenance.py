@@ -38,6 +38,7 @@ SLSA_V1 = "https://slsa.dev/provenance/v1"
 SLSA_V02 = "https://slsa.dev/provenance/v0.2"
 PREDICATE_TYPES = (SLSA_V1, SLSA_V02)
 DSSE_LAYER = "application/vnd.dsse.envelope.v1+json"
+PREDICATE_ANNOTATION = "in-toto.io/predicate-type"  # on BuildKit's in-toto layers inside an index
 MAX_ATTESTATION_BYTES = 4 << 20
 MAX_ATTESTATIONS = 32
 REVISION_DIGESTS = ("gitCommit", "sha1", "sha256")
@@ -206,10 +207,31 @@ async def verify(
                 "attestation": attestation,
             }
         )
-    reasons = refusals + problems
-    if not reasons:
-        raise ProvenanceError(f"no signed {requirement.predicate_type} attestation for {digest}")
+    reasons = refusals + problems or [f"no signed {requirement.predicate_type} attestation for {digest}"]
+    reasons += [
+        f"unsigned in-index provenance (not trusted) claims {claims}"
+        for claims in await _unsigned(repository, digest, client)
+    ]
     raise ProvenanceError("; ".join(reasons))
+
+
+async def _unsigned(repository: Repository, digest: str, client: ImageReader) -> list[str]:
+    """What BuildKit's provenance inside the index claims: shown, never trusted (nobody signed it)."""
+    index = await client.get_manifest(repository, digest)
+    described: list[str] = []
+    for child in [child for child in index.children if child.is_attestation][:MAX_ATTESTATIONS]:
+        for layer in (await client.get_manifest(repository, child.digest)).layers[:MAX_ATTESTATIONS]:
+            if layer.annotations.get(PREDICATE_ANNOTATION) not in PREDICATE_TYPES or layer.size > MAX_ATTESTATION_BYTES:
+                continue
+            try:
+                statement = load_json(await client.get_blob(repository, layer.digest, max_bytes=MAX_ATTESTATION_BYTES))
+            except ValueError:
+                continue
+            if isinstance(statement, dict):
+                claims = read_claims(statement)
+                source = f"{claims.source_repository or '(none)'}@{claims.source_ref or claims.source_revision or '?'}"
+                described.append(f"builder {claims.builder_id or '(none)'}, source {source}")
+    return sorted(set(described))
 
 
 async def _signed_statements(
