@@ -318,3 +318,47 @@ def test_buildkits_unsigned_in_index_provenance_is_never_enough_and_why_shows_wh
     assert not project.lock.exists()
     why = project.run("why", "app")
     assert dict(line.split(None, 1) for line in why.stdout.splitlines()[1:]) == {"1.0.0": verdict}
+
+
+GITHUB_BUNDLE = Path(__file__).parent / "fixtures" / "attestations" / "github-provenance-demo.sigstore.json"
+
+
+def test_a_real_github_attestations_predicate_is_read_and_locked_when_signed_about_the_image(
+    project: Project, registry: Registry, key: SigningKey, repository: str
+) -> None:
+    """GitHub's own statement (actions/attest-demo), its subject set to the test image, signed with the test key."""
+    real = json.loads(base64.b64decode(json.loads(GITHUB_BUNDLE.read_bytes())["dsseEnvelope"]["payload"]))
+    digest = signed_image(registry, repository, "1.0.0", key)
+    statement = json.dumps({**real, "subject": [{"name": repository, "digest": {"sha256": digest[7:]}}]}).encode()
+    attest_image(registry.seeder, repository, digest, key, statement, V1)
+    attach_bundle(registry.seeder, repository, digest, GITHUB_BUNDLE.read_bytes())  # the original: not by our key
+    requirement = (
+        f'builder-id = "{GITHUB_BUILDER}"\nsource-repository = "https://github.com/actions/attest-demo"\n'
+        'source-ref = "refs/heads/main"\n'
+    )
+    project.write(config(project, registry, repository, key, requirement, 'tag = "1.0.0"'))
+
+    result = project.run("lock")
+
+    assert result.exit_code == 0, result.stderr
+    evidence = locked(project)["verified"]
+    assert isinstance(evidence, dict)
+    assert (evidence["builder"], evidence["source"], evidence["revision"]) == (
+        GITHUB_BUILDER,
+        "https://github.com/actions/attest-demo",
+        "a6c23b9806c593664f68637c8f9d45dfcf98b2db",
+    )
+
+
+def test_a_real_github_attestation_bundle_not_signed_by_the_policy_key_is_refused(
+    project: Project, registry: Registry, key: SigningKey, repository: str
+) -> None:
+    digest = signed_image(registry, repository, "1.0.0", key)
+    attach_bundle(registry.seeder, repository, digest, GITHUB_BUNDLE.read_bytes())
+    project.write(config(project, registry, repository, key, GITHUB, 'tag = "1.0.0"'))
+
+    result = project.run("lock")
+
+    assert result.exit_code == 1
+    assert "provenance: attestation sha256:" in result.stderr
+    assert "DSSE signature does not verify with the policy's key(s)" in result.stderr
