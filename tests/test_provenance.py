@@ -362,3 +362,20 @@ def test_a_real_github_attestation_bundle_not_signed_by_the_policy_key_is_refuse
     assert result.exit_code == 1
     assert "provenance: attestation sha256:" in result.stderr
     assert "DSSE signature does not verify with the policy's key(s)" in result.stderr
+
+
+def test_a_changed_provenance_requirement_makes_the_lock_stale(
+    project: Project, registry: Registry, key: SigningKey, repository: str
+) -> None:
+    digest = signed_image(registry, repository, "1.0.0", key)
+    attest_image(registry.seeder, repository, digest, key, slsa_v1(digest), V1)
+    project.write(config(project, registry, repository, key, GITHUB, 'tag = "1.0.0"'))
+    assert project.run("lock").exit_code == 0
+    assert project.run("check").exit_code == 0
+
+    project.write(config(project, registry, repository, key, GITHUB.replace("main", "release"), 'tag = "1.0.0"'))
+
+    assert project.run("check").exit_code != 0
+    result = project.run("lock")
+    assert result.exit_code == 1
+    assert "provenance: source ref refs/heads/main is not refs/heads/release" in result.stderr

@@ -13,8 +13,10 @@ keeps these claims:
 - v0.2: ``builder.id``; the source in ``invocation.configSource.uri`` (revision: its ``digest``),
   else in the ``materials`` entry for that repository.
 
-Statements are found as cosign attestations (``sha256-<hex>.att``, DSSE layers) and as sigstore
-bundles attached through referrers (cosign v3 ``attest``, GitHub artifact attestations).
+Statements are found as cosign attestations (``sha256-<hex>.att``, DSSE layers; key-based policies
+only) and as sigstore bundles attached through referrers (cosign v3 ``attest``, GitHub artifact
+attestations). BuildKit's provenance inside the index is unsigned: never enough, a refusal only
+shows what it claims.
 """
 
 from __future__ import annotations
