@@ -222,12 +222,16 @@ async def _unsigned(repository: Repository, digest: str, client: ImageReader) ->
     index = await client.get_manifest(repository, digest)
     described: list[str] = []
     for child in [child for child in index.children if child.is_attestation][:MAX_ATTESTATIONS]:
-        for layer in (await client.get_manifest(repository, child.digest)).layers[:MAX_ATTESTATIONS]:
+        try:
+            layers = (await client.get_manifest(repository, child.digest)).layers[:MAX_ATTESTATIONS]
+        except NotFoundError:
+            continue
+        for layer in layers:
             if layer.annotations.get(PREDICATE_ANNOTATION) not in PREDICATE_TYPES or layer.size > MAX_ATTESTATION_BYTES:
                 continue
             try:
                 statement = load_json(await client.get_blob(repository, layer.digest, max_bytes=MAX_ATTESTATION_BYTES))
-            except ValueError:
+            except (NotFoundError, ValueError):
                 continue
             if isinstance(statement, dict):
                 claims = read_claims(statement)
@@ -242,22 +246,29 @@ async def _signed_statements(
     """Every attestation of ``digest`` the policy can verify, as (its manifest's digest, how to open it)."""
     from imagelock.trust.cosign import CosignPolicy, NoSignatureError, find_bundles
 
-    found: list[tuple[str, Opener]] = []
-    if isinstance(policy, CosignPolicy):  # keyless .att layers carry no bundle to verify: keyless reads bundles only
-        algorithm, _, hexdigest = digest.partition(":")
-        try:
-            manifest = await client.get_manifest(repository, f"{algorithm}-{hexdigest}.att")
-        except NotFoundError:
-            manifest = None
-        for layer in manifest.layers[:MAX_ATTESTATIONS] if manifest is not None and not manifest.is_index else ():
-            if layer.media_type == DSSE_LAYER and layer.size <= MAX_ATTESTATION_BYTES:
-                blob = await client.get_blob(repository, layer.digest, max_bytes=MAX_ATTESTATION_BYTES)
-                found.append((manifest.digest, Opener(policy, blob, bundled=False)))  # type: ignore[union-attr]
+    found = await _tagged(policy, repository, digest, client) if isinstance(policy, CosignPolicy) else []
     try:
         bundles = await find_bundles(repository, digest, client, problems)
     except NoSignatureError:
         bundles = []
     found += [(manifest_digest, Opener(policy, bundle, bundled=True)) for manifest_digest, bundle in bundles]
+    return found
+
+
+async def _tagged(
+    policy: CosignPolicy, repository: Repository, digest: str, client: ImageReader
+) -> list[tuple[str, Opener]]:
+    """cosign's ``.att`` attestations (key-based only: a keyless ``.att`` layer carries no bundle to verify offline)."""
+    algorithm, _, hexdigest = digest.partition(":")
+    try:
+        manifest = await client.get_manifest(repository, f"{algorithm}-{hexdigest}.att")
+    except NotFoundError:
+        return []
+    found = []
+    for layer in manifest.layers[:MAX_ATTESTATIONS] if not manifest.is_index else ():
+        if layer.media_type == DSSE_LAYER and layer.size <= MAX_ATTESTATION_BYTES:
+            blob = await client.get_blob(repository, layer.digest, max_bytes=MAX_ATTESTATION_BYTES)
+            found.append((manifest.digest, Opener(policy, blob, bundled=False)))
     return found
 
 
