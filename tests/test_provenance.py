@@ -379,3 +379,18 @@ def test_a_changed_provenance_requirement_makes_the_lock_stale(
     result = project.run("lock")
     assert result.exit_code == 1
     assert "provenance: source ref refs/heads/main is not refs/heads/release" in result.stderr
+
+
+def test_provenance_about_a_platform_manifest_does_not_vouch_for_the_index(
+    project: Project, registry: Registry, key: SigningKey, repository: str
+) -> None:
+    image = registry.seeder.push_image(repository, "1.0.0")
+    sign_image(registry.seeder, registry.host, repository, image.digest, key)
+    amd64 = image.platforms["linux/amd64"]
+    attest_image(registry.seeder, repository, image.digest, key, slsa_v1(amd64), V1)
+    project.write(config(project, registry, repository, key, GITHUB, 'tag = "1.0.0"'))
+
+    result = project.run("lock")
+
+    assert result.exit_code == 1
+    assert f"signed statement's subject is not {image.digest}" in result.stderr
