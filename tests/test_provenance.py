@@ -241,9 +241,10 @@ def test_verify_checks_provenance_again(project: Project, registry: Registry, ke
         (f'source-repository = "{SOURCE}"', "needs exactly one of 'builder-id' and 'builder-id-regexp'"),
         (f'builder-id = "{GITHUB_BUILDER}"', "missing key 'source-repository'"),
         (GITHUB + 'predicate-type = "https://slsa.dev/provenance/v9"', "key 'predicate-type': expected one of"),
-        (GITHUB + 'builder = "x"', "builder"),
+        (GITHUB + 'builder = "x"', "unknown key 'builder'"),
         (f'builder-id-regexp = "("\nsource-repository = "{SOURCE}"', "key 'builder-id-regexp': invalid regex"),
     ],
+    ids=["no builder", "no source repository", "unknown predicate type", "unknown key", "invalid regexp"],
 )
 def test_provenance_policy_errors_are_exit_2_naming_the_table(
     project: Project, registry: Registry, key: SigningKey, table: str, message: str
