@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from imagelock.versions import ORDERS, TagMatcher, parse_version
 
 if TYPE_CHECKING:  # the trust package is imported only when images.toml names a policy
     from imagelock.trust import ContentTrustPolicy, KeylessPolicy, NotationPolicy, TrustPolicy
+    from imagelock.trust.provenance import ProvenanceRequirement
 
 CONFIG_VERSION = 1
 MAX_FILE_BYTES = 16 << 20  # far beyond any real images.toml or lock; refuses runaway or wrong files quickly
@@ -36,8 +37,9 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _TOP_LEVEL_KEYS = frozenset({"version", "defaults", "registries", "policies", "images"})
 _DEFAULTS_KEYS = frozenset({"platforms", "verify", "audit"})
 _AUDIT_KEYS = frozenset({"fail-on", "ignore", "gate"})
-_COSIGN_KEYS = frozenset({"method", "key", "keys", "match-repository", "rekor-key"})
-_KEYLESS_KEYS = frozenset({"method", "issuer", "identity", "identity-regexp", "trusted-root"})
+_COSIGN_KEYS = frozenset({"method", "key", "keys", "match-repository", "rekor-key", "provenance"})
+_KEYLESS_KEYS = frozenset({"method", "issuer", "identity", "identity-regexp", "trusted-root", "provenance"})
+_PROVENANCE_KEYS = frozenset({"predicate-type", "builder-id", "builder-id-regexp", "source-repository", "source-ref"})
 _NOTATION_KEYS = frozenset({"method", "trust-store", "identities"})
 _CONTENT_TRUST_KEYS = frozenset({"method", "server", "ca-cert"})
 _METHODS = ("cosign", "cosign-keyless", "notation", "content-trust")
@@ -476,7 +478,8 @@ class _ConfigParser:
                 rekor_keys.append(load_public_key(self.file(self.string(where, "rekor-key", table["rekor-key"]))))
             except InputError as error:
                 raise self.error(where, f"key 'rekor-key': {error}") from None
-        return CosignPolicy(name, tuple(keys), match_repository, tuple(rekor_keys))
+        provenance = self.provenance(where, table)
+        return CosignPolicy(name, tuple(keys), match_repository, tuple(rekor_keys), provenance)
 
     def keyless_policy(self, where: str, name: str, table: dict[str, Any]) -> KeylessPolicy:
         from imagelock.trust import KeylessPolicy
@@ -494,9 +497,40 @@ class _ConfigParser:
         )
         root = self.file(self.string(where, "trusted-root", table["trusted-root"])) if "trusted-root" in table else None
         try:
-            return KeylessPolicy.create(name, self.string(where, "issuer", table["issuer"]), identity, pattern, root)
+            policy = KeylessPolicy.create(name, self.string(where, "issuer", table["issuer"]), identity, pattern, root)
         except InputError as error:
             raise self.error(where, str(error)) from None
+        return replace(policy, provenance=self.provenance(where, table))
+
+    def provenance(self, where: str, policy: dict[str, Any]) -> ProvenanceRequirement | None:
+        """``[policies.X.provenance]``: the SLSA provenance an image must carry too; None when absent."""
+        from imagelock.trust.provenance import PREDICATE_TYPES, ProvenanceRequirement
+
+        if "provenance" not in policy:
+            return None
+        where = f"{where.removesuffix(']')}.provenance]" if where.endswith("]") else f"{where} provenance"
+        table = self.table(where, policy["provenance"])
+        self.check_keys(where, table, _PROVENANCE_KEYS)
+        predicate_type = self.string(where, "predicate-type", table.get("predicate-type", PREDICATE_TYPES[0]))
+        if predicate_type not in PREDICATE_TYPES:
+            raise self.error(where, f"key 'predicate-type': expected one of {', '.join(PREDICATE_TYPES)}")
+        if ("builder-id" in table) == ("builder-id-regexp" in table):
+            raise self.error(where, "needs exactly one of 'builder-id' and 'builder-id-regexp'")
+        if "source-repository" not in table:
+            raise self.error(where, "missing key 'source-repository' (e.g. https://github.com/acme/app)")
+        pattern = None
+        if "builder-id-regexp" in table:
+            try:
+                pattern = re.compile(self.string(where, "builder-id-regexp", table["builder-id-regexp"]))
+            except re.error as error:
+                raise self.error(where, f"key 'builder-id-regexp': invalid regex: {error}") from None
+        return ProvenanceRequirement(
+            source_repository=self.string(where, "source-repository", table["source-repository"]),
+            predicate_type=predicate_type,
+            builder_id=self.string(where, "builder-id", table["builder-id"]) if "builder-id" in table else None,
+            builder_id_regexp=pattern,
+            source_ref=self.string(where, "source-ref", table["source-ref"]) if "source-ref" in table else None,
+        )
 
     def notation_policy(self, where: str, name: str, table: dict[str, Any]) -> NotationPolicy:
         from imagelock.trust import NotationPolicy

@@ -14,7 +14,7 @@ from imagelock.errors import ResolutionError, raise_all
 from imagelock.events import Events, Silent
 from imagelock.lockfile import LockedImage
 from imagelock.registry import RegistryClient
-from imagelock.trust import SignatureError, Subject
+from imagelock.trust import SignatureError, Subject, verdict_of
 from imagelock.versions import Candidate, TagMatcher, candidates, exact_release_hint, judge, order
 
 MAX_CONCURRENT_IMAGES = 64
@@ -127,7 +127,7 @@ async def resolve_image(
             pin = await _verified(spec, candidate.tag, pin, client, previous)
         except SignatureError as error:
             unsigned.append((candidate.tag, str(error)))
-            skipped.append(Skip(candidate.tag, "no valid signature"))
+            skipped.append(Skip(candidate.tag, f"no valid {verdict_of(error).partition(':')[0]}"))
             events.warning(f"[images.{spec.name}]: skipping tag {candidate.tag}: {error}")
             continue
         refused = await gate(spec, candidate.tag, pin.digest, pin.platforms, client) if gate is not None else None
@@ -284,7 +284,7 @@ async def _signature_verdict(
     try:
         await _verified(spec, tag, pin, client, previous)
     except SignatureError as error:
-        return f"signature: {error}"
+        return verdict_of(error)
     refused = await gate(spec, tag, pin.digest, pin.platforms, client) if gate is not None else None
     return refused if refused is not None else "chosen"
 

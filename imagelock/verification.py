@@ -11,7 +11,7 @@ from imagelock.errors import EXIT_CHECK_FAILED, ImagelockError, NotFoundError, r
 from imagelock.lockfile import LockedImage
 from imagelock.reference import parse_repository
 from imagelock.registry import ImageReader
-from imagelock.trust import SignatureError, Subject, TrustPolicy
+from imagelock.trust import SignatureError, Subject, TrustPolicy, verdict_of
 
 
 class VerificationError(ImagelockError):
@@ -73,5 +73,5 @@ async def verify_entry(entry: LockedImage, client: ImageReader, policy: TrustPol
         try:
             await trust.verify(policy, Subject(repository, entry.tag, entry.digest, entry.verified), client)
         except SignatureError as error:
-            problems.append(f"signature: {error}")
+            problems.append(verdict_of(error))
     return Verification(entry.name, entry.reference, tuple(problems))

@@ -16,6 +16,7 @@ from imagelock.trust.cosign import CosignPolicy
 from imagelock.trust.keyless import KeylessPolicy
 from imagelock.trust.keys import PublicKey, load_public_key
 from imagelock.trust.notation import NotationPolicy
+from imagelock.trust.provenance import ProvenanceError
 
 if TYPE_CHECKING:
     from imagelock.registry import ImageReader
@@ -31,6 +32,7 @@ __all__ = [
     "Subject",
     "TrustPolicy",
     "load_public_key",
+    "verdict_of",
     "verify",
 ]
 
@@ -38,13 +40,26 @@ TrustPolicy = CosignPolicy | KeylessPolicy | NotationPolicy | ContentTrustPolicy
 
 
 async def verify(policy: TrustPolicy, subject: Subject, client: ImageReader) -> Evidence:
-    """The evidence that ``subject`` satisfies ``policy``; SignatureError (fail closed) when it does not."""
-    from imagelock.trust import content_trust, cosign, keyless, notation
+    """The evidence that ``subject`` satisfies ``policy``; SignatureError (fail closed) when it does not.
 
-    if isinstance(policy, KeylessPolicy):
-        return await keyless.verify(policy, subject.repository, subject.digest, client)
+    A policy requiring provenance adds the evidence of its SLSA statement to the signature's.
+    """
+    from imagelock.trust import content_trust, cosign, keyless, notation, provenance
+
     if isinstance(policy, NotationPolicy):
         return await notation.verify(policy, subject, client)
     if isinstance(policy, ContentTrustPolicy):
         return await content_trust.verify(policy, subject, client)
-    return await cosign.verify(policy, subject.repository, subject.digest, client)
+    if isinstance(policy, KeylessPolicy):
+        evidence = await keyless.verify(policy, subject.repository, subject.digest, client)
+    else:
+        evidence = await cosign.verify(policy, subject.repository, subject.digest, client)
+    if policy.provenance is None:
+        return evidence
+    built = await provenance.verify(policy, policy.provenance, subject.repository, subject.digest, client)
+    return Evidence({**evidence.fields, **built.fields})
+
+
+def verdict_of(error: SignatureError) -> str:
+    """The refusal as ``why`` and ``verify`` show it: ``signature: …`` or ``provenance: …``."""
+    return str(error) if isinstance(error, ProvenanceError) else f"signature: {error}"

@@ -30,6 +30,7 @@ from imagelock.untrusted import load_json
 
 if TYPE_CHECKING:
     from imagelock.registry import ImageReader
+    from imagelock.trust.provenance import ProvenanceRequirement
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -48,6 +49,7 @@ class CosignPolicy:
     keys: tuple[PublicKey, ...]
     match_repository: bool = True
     rekor_keys: tuple[PublicKey, ...] = ()  # when given, a Rekor SET by one of them is required too
+    provenance: ProvenanceRequirement | None = None  # when given, signed SLSA provenance is required too
     method: str = "cosign"
 
     def canonical(self) -> dict[str, Any]:
@@ -59,6 +61,8 @@ class CosignPolicy:
         }
         if self.rekor_keys:
             canonical["rekor-keys"] = sorted(key.fingerprint for key in self.rekor_keys)
+        if self.provenance is not None:
+            canonical["provenance"] = self.provenance.canonical()
         return canonical
 
 

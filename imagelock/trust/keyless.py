@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from imagelock.reference import Repository
     from imagelock.registry import ImageReader
+    from imagelock.trust.provenance import ProvenanceRequirement
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class KeylessPolicy:
     identity: str | None = None
     identity_regexp: re.Pattern[str] | None = None
     trusted_root: Path | None = None  # None: the Sigstore public-good root shipped with the sigstore library
+    provenance: ProvenanceRequirement | None = None  # when given, signed SLSA provenance is required too
     method: str = "cosign-keyless"
     _root_hash: str = field(default="public-good", compare=False)
 
@@ -62,13 +64,14 @@ class KeylessPolicy:
         return cls(name, issuer, identity, pattern, trusted_root, _root_hash=root_hash)
 
     def canonical(self) -> dict[str, Any]:
-        return {
+        canonical = {
             "method": self.method,
             "issuer": self.issuer,
             "identity": self.identity,
             "identity-regexp": self.identity_regexp.pattern if self.identity_regexp else None,
             "trusted-root": self._root_hash,
         }
+        return canonical | ({"provenance": self.provenance.canonical()} if self.provenance is not None else {})
 
     @cached_property
     def verifier(self) -> Verifier:

@@ -250,10 +250,17 @@ def attach_bundle(seeder: Seeder, repository: str, digest: str, bundle_body: byt
     return manifest_digest
 
 
-def attest_image(seeder: Seeder, repository: str, digest: str, key: SigningKey | None, statement_body: bytes) -> str:
+def attest_image(
+    seeder: Seeder,
+    repository: str,
+    digest: str,
+    key: SigningKey | None,
+    statement_body: bytes,
+    predicate_type: str = "https://cyclonedx.org/bom",
+) -> str:
     """Push a cosign attestation (``sha256-<hex>.att``): a DSSE envelope of ``statement_body`` signed by ``key``."""
     envelope = json.dumps(dsse_envelope(key, statement_body)).encode()
-    annotations = {"predicateType": "https://cyclonedx.org/bom"}
+    annotations = {"predicateType": predicate_type}
     return push_cosign_tag(
         seeder, repository, digest, "att", "application/vnd.dsse.envelope.v1+json", envelope, annotations
     )

@@ -181,8 +181,10 @@ def push_layered(
     return PushedImage(repository, tag, digest, OCI_INDEX, {platform: manifest_digest})
 
 
-def attestation_manifest(seeder: Seeder, repository: str, subject: str, statement: bytes) -> dict[str, object]:
-    """BuildKit's attestation manifest for ``subject``: one in-toto layer holding an SPDX SBOM statement."""
+def attestation_manifest(
+    seeder: Seeder, repository: str, subject: str, statement: bytes, predicate_type: str = "https://spdx.dev/Document"
+) -> dict[str, object]:
+    """BuildKit's attestation manifest for ``subject``: one in-toto layer holding a statement (an SPDX SBOM)."""
     layer = seeder.push_blob(repository, statement)
     config = seeder.push_blob(repository, b"{}")
     manifest = json.dumps(
@@ -195,7 +197,7 @@ def attestation_manifest(seeder: Seeder, repository: str, subject: str, statemen
                     "mediaType": "application/vnd.in-toto+json",
                     "digest": layer,
                     "size": len(statement),
-                    "annotations": {"in-toto.io/predicate-type": "https://spdx.dev/Document"},
+                    "annotations": {"in-toto.io/predicate-type": predicate_type},
                 }
             ],
         }
