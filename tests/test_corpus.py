@@ -34,7 +34,8 @@ CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 # What init must propose for the YAML files of the corpus, read off the files by hand:
 # (canonical repository, tag), one per distinct reference. Not proposed: `demo-microservice`
 # (built locally by its Compose service), argo-cd's `controller.image` (empty repository: it
-# inherits `global.image`), and `jnorwood/helm-docs` (inside a `run:` script).
+# inherits `global.image`), `jnorwood/helm-docs` (inside a `run:` script), and the flow-map loop items of
+# flow-maps/ (name parts of a reference built at run time).
 EXPECTED_PROPOSALS = frozenset(
     {
         # compose-merge-keys/getredash-setup: the anchor's image, reached by four services, once
@@ -97,6 +98,7 @@ CHART_TEMPLATES = (
     "helm/palworld/templates/deployments.yaml",
 )
 CRLF_FILE = "kubernetes/examples-aws-ebs-web/aws-ebs-web.yaml"  # turned into CRLF in the copy
+ARGO_LOOP_ITEMS = "flow-maps/argo-workflows-loops-maps/loops-maps.yaml"
 
 
 @dataclass(frozen=True)
@@ -475,6 +477,16 @@ def test_kubernetes_manifests_pin_tagless_and_tagged_references(corpus: CorpusRu
     assert spec["containers"][0]["image"] == f"public.ecr.aws/docker/library/redis:8.10.1-alpine@{redis}"
     argocd = corpus.digest("quay.io/argoproj/argocd", "latest")
     assert spec["initContainers"][0]["image"] == f"quay.io/argoproj/argocd:latest@{argocd}"
+
+
+def test_flow_maps_holding_only_name_parts_are_left_alone_and_reported(corpus: CorpusRun) -> None:
+    pinning = corpus.pinned()
+    assert pinning.files[ARGO_LOOP_ITEMS] == corpus.original[ARGO_LOOP_ITEMS]
+    steps = corpus.load(ARGO_LOOP_ITEMS)["spec"]["templates"][0]["steps"]
+    assert steps[0][0]["withItems"][0] == {"image": "debian", "tag": "9.1"}  # `- { image: 'debian', tag: '9.1' }`
+    path = re.escape(str(corpus.directory / ARGO_LOOP_ITEMS))
+    for line, name in ((26, "debian"), (27, "debian"), (28, "alpine"), (29, "ubuntu")):
+        assert re.search(rf"^{path}:{line}: left alone: {name}: image is a name component", pinning.pin.stderr, re.M)
 
 
 def test_github_actions_references_are_pinned(corpus: CorpusRun) -> None:
