@@ -76,6 +76,8 @@ EXPECTED_PROPOSALS = frozenset(
         ("docker.io/library/nginx", "latest"),
         ("public.ecr.aws/docker/library/redis", "8.10.1-alpine"),
         ("quay.io/argoproj/argocd", "latest"),
+        # flow-maps/argo-cd-openfaas-function: a manifest written as JSON, flow style throughout
+        ("ghcr.io/openfaas/alpine", "latest"),
         # github-actions/: container string, service image, container.image map, docker:// step
         ("docker.io/library/node", "latest"),
         ("docker.io/library/postgres", "latest"),
@@ -99,6 +101,7 @@ CHART_TEMPLATES = (
 )
 CRLF_FILE = "kubernetes/examples-aws-ebs-web/aws-ebs-web.yaml"  # turned into CRLF in the copy
 ARGO_LOOP_ITEMS = "flow-maps/argo-workflows-loops-maps/loops-maps.yaml"
+OPENFAAS_JSON = "flow-maps/argo-cd-openfaas-function/degraded_no_secret.yaml"
 
 
 @dataclass(frozen=True)
@@ -487,6 +490,18 @@ def test_flow_maps_holding_only_name_parts_are_left_alone_and_reported(corpus: C
     path = re.escape(str(corpus.directory / ARGO_LOOP_ITEMS))
     for line, name in ((26, "debian"), (27, "debian"), (28, "alpine"), (29, "ubuntu")):
         assert re.search(rf"^{path}:{line}: left alone: {name}: image is a name component", pinning.pin.stderr, re.M)
+
+
+def test_a_flow_map_is_pinned_inside_its_braces(corpus: CorpusRun) -> None:
+    """A manifest written as JSON is YAML in flow style: the image is edited in place, nothing else."""
+    digest = corpus.digest("ghcr.io/openfaas/alpine", "latest")
+    before, after = corpus.original[OPENFAAS_JSON].decode(), corpus.text(OPENFAAS_JSON)
+    assert after == before.replace(
+        '"image": "ghcr.io/openfaas/alpine:latest",', f'"image": "ghcr.io/openfaas/alpine:latest@{digest}",'
+    )
+    document = corpus.load(OPENFAAS_JSON)
+    assert document["spec"]["image"] == f"ghcr.io/openfaas/alpine:latest@{digest}"
+    assert '\\"image\\":\\"ghcr.io/openfaas/alpine:latest\\"' in after  # inside a string: not a field
 
 
 def test_github_actions_references_are_pinned(corpus: CorpusRun) -> None:
