@@ -26,6 +26,7 @@ from typer.core import TyperGroup
 
 from imagelock import __version__
 from imagelock.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, ImagelockError, InputError
+from imagelock.freshness import made_json
 from imagelock.lockfile import LockedImage
 from imagelock.project import Change, LockResult, Project
 from imagelock.relocation import parse_relocations
@@ -307,7 +308,8 @@ def _report_lock(result: LockResult, lock_path: Path, *, dry_run: bool, verbose:
             }
         )
     else:
-        shown = result.changes if verbose else result.changed
+        held_back = [change for change in result.changes if change.kind == "unchanged" and change.held_back]
+        shown = result.changes if verbose else sorted([*result.changed, *held_back], key=lambda change: change.name)
         _print_rows([[Text(change.name, style="bold"), _change_text(change)] for change in shown])
     if result.merged is not None:
         again = ", ".join(result.merged.disputed) or "none"
@@ -472,7 +474,9 @@ def why_command(
         context, config, lockfile, lambda project: project.why(name), vulnerability_db=db, osv_url=osv_url
     )
     if as_json:
-        tags = [{"tag": t.tag, "version": t.version, "verdict": t.verdict} for t in explanation.tags]
+        tags = [
+            {"tag": t.tag, "version": t.version, "verdict": t.verdict, **made_json(t.made)} for t in explanation.tags
+        ]
         document = {"name": explanation.name, "image": explanation.image, "chosen": explanation.chosen, "tags": tags}
         _print_json({**document, "hint": explanation.hint})
         return

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from packaging.version import Version
 
 from imagelock.audit.policy import FAIL_ON_LEVELS, AuditPolicy
 from imagelock.errors import InputError
+from imagelock.freshness import UNKNOWN_RULES, Freshness, duration, parse_time
 from imagelock.lockfile import read_at_most
 from imagelock.platforms import Platform, parse_platform
 from imagelock.reference import Repository, is_valid_registry_host, is_valid_tag, parse_reference
@@ -34,7 +36,8 @@ CONFIG_VERSION = 1
 MAX_FILE_BYTES = 16 << 20  # far beyond any real images.toml or lock; refuses runaway or wrong files quickly
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _TOP_LEVEL_KEYS = frozenset({"version", "defaults", "registries", "policies", "images"})
-_DEFAULTS_KEYS = frozenset({"platforms", "verify", "audit"})
+_FRESHNESS_KEYS = frozenset({"min-age", "min-age-unknown", "exclude-newer"})
+_DEFAULTS_KEYS = frozenset({"platforms", "verify", "audit"}) | _FRESHNESS_KEYS
 _AUDIT_KEYS = frozenset({"fail-on", "ignore", "gate"})
 _COSIGN_KEYS = frozenset({"method", "key", "keys", "match-repository", "rekor-key"})
 _KEYLESS_KEYS = frozenset({"method", "issuer", "identity", "identity-regexp", "trusted-root"})
@@ -42,20 +45,23 @@ _NOTATION_KEYS = frozenset({"method", "trust-store", "identities"})
 _CONTENT_TRUST_KEYS = frozenset({"method", "server", "ca-cert"})
 _METHODS = ("cosign", "cosign-keyless", "notation", "content-trust")
 _REGISTRY_KEYS = frozenset({"insecure", "ca-cert", "concurrency", "timeout"})
-_IMAGE_KEYS = frozenset(
-    {
-        "image",
-        "version",
-        "tag",
-        "variant",
-        "tag-pattern",
-        "prereleases",
-        "exclude",
-        "order",
-        "platforms",
-        "verify",
-        "audit",
-    }
+_IMAGE_KEYS = (
+    frozenset(
+        {
+            "image",
+            "version",
+            "tag",
+            "variant",
+            "tag-pattern",
+            "prereleases",
+            "exclude",
+            "order",
+            "platforms",
+            "verify",
+            "audit",
+        }
+    )
+    | _FRESHNESS_KEYS
 )
 
 
@@ -84,6 +90,7 @@ class ImageSpec:
     matcher: TagMatcher | None = None
     policy: TrustPolicy | None = None  # the signature an image must carry; None: none required
     audit: AuditPolicy | None = field(default_factory=AuditPolicy)  # None: ``audit = false``, the image is not audited
+    freshness: Freshness = field(default_factory=Freshness)  # min-age and exclude-newer
 
     def canonical(self) -> dict[str, Any]:
         """The resolution-relevant content, in a canonical form (the basis of the spec hash)."""
@@ -103,6 +110,7 @@ class ImageSpec:
             content["verify"] = self.policy.canonical()
         if self.audit is not None and self.audit.gate:
             content["audit-gate"] = self.audit.canonical()
+        content.update(self.freshness.canonical())  # absent when unset: older specs' hashes, and locks, stay valid
         return content
 
     def constraint_clauses(self) -> tuple[tuple[str, str], ...]:
@@ -266,6 +274,7 @@ class _ConfigParser:
         }
         self.default_policy = self.verify_setting("[defaults]", "defaults", defaults.get("verify", False), None)
         self.default_audit = self.audit_setting("[defaults.audit]", defaults.get("audit"), AuditPolicy())
+        self.default_freshness = self.freshness("[defaults]", defaults, Freshness())
         registries = self.registries(self.table("[registries]", document.get("registries", {})))
         images_table = self.table("[images]", document.get("images", {}))
         images: dict[str, ImageSpec] = {}
@@ -366,6 +375,7 @@ class _ConfigParser:
         policy = self.verify_setting(where, f"images.{name}", entry.get("verify"), self.default_policy)
         self.check_policy_applies(where, reference.repository, policy)
         audit = self.audit_setting(f"[images.{name}.audit]", entry.get("audit"), self.default_audit)
+        freshness = self.freshness(where, entry, self.default_freshness)
         has = {key for key in ("version", "tag", "tag-pattern") if key in entry}
         if not has:
             raise self.error(where, "needs one of 'version', 'tag' or 'tag-pattern'")
@@ -380,9 +390,37 @@ class _ConfigParser:
             tag = self.string(where, "tag", entry["tag"])
             if not is_valid_tag(tag):
                 raise self.error(where, f"key 'tag': invalid tag {tag!r}")
-            return ImageSpec(name, reference.repository, platforms, tag=tag, policy=policy, audit=audit)
+            return ImageSpec(
+                name, reference.repository, platforms, tag=tag, policy=policy, audit=audit, freshness=freshness
+            )
         matcher = self.matcher(where, entry)
-        return ImageSpec(name, reference.repository, platforms, matcher=matcher, policy=policy, audit=audit)
+        return ImageSpec(
+            name, reference.repository, platforms, matcher=matcher, policy=policy, audit=audit, freshness=freshness
+        )
+
+    def freshness(self, where: str, table: Mapping[str, Any], default: Freshness) -> Freshness:
+        """``min-age``, ``min-age-unknown`` and ``exclude-newer``, each overriding the default's one."""
+        min_age, unknown, exclude_newer = default.min_age, default.unknown, default.exclude_newer
+        if "min-age" in table:
+            min_age = self.string(where, "min-age", table["min-age"])
+            try:
+                duration(min_age)
+            except ValueError as error:
+                raise self.error(where, f"key 'min-age': {error}") from None
+        if "min-age-unknown" in table:
+            unknown = self.string(where, "min-age-unknown", table["min-age-unknown"])
+            if unknown not in UNKNOWN_RULES:
+                raise self.error(where, f'key \'min-age-unknown\': expected "skip" or "allow", got {unknown!r}')
+        if "exclude-newer" in table:
+            value = table["exclude-newer"]
+            if isinstance(value, datetime) and value.tzinfo is not None:  # a TOML offset date-time
+                exclude_newer = value.astimezone(UTC)
+            else:
+                try:
+                    exclude_newer = parse_time(self.string(where, "exclude-newer", value))
+                except ValueError as error:
+                    raise self.error(where, f"key 'exclude-newer': {error}") from None
+        return Freshness(min_age, unknown, exclude_newer)
 
     def audit_setting(self, where: str, value: object, default: AuditPolicy | None) -> AuditPolicy | None:
         """``audit``: a table whose keys override the defaults' one by one, or false; absent means the default."""

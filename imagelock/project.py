@@ -50,6 +50,11 @@ class Change:
     new: LockedImage | None
     skipped: str | None = None  # newer candidates passed over when resolving: "2 newer skipped: missing linux/s390x"
 
+    @property
+    def held_back(self) -> bool:
+        """A followed tag moved to a digest the freshness rules refuse, and the old pin was kept."""
+        return self.skipped is not None and self.skipped.startswith("held back")
+
 
 @dataclass(frozen=True)
 class LockResult:

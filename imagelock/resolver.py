@@ -6,12 +6,14 @@ import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from imagelock import trust
 from imagelock.concurrency import all_or_first_failure
 from imagelock.config import ImageSpec
 from imagelock.errors import ResolutionError
 from imagelock.events import Events, Silent
+from imagelock.freshness import image_created
 from imagelock.lockfile import LockedImage
 from imagelock.registry import RegistryClient
 from imagelock.trust import SignatureError, Subject
@@ -47,10 +49,13 @@ class Resolution:
 
     locked: LockedImage
     skipped: tuple[Skip, ...] = ()
+    held_back: str | None = None  # a followed tag's new digest not taken, and why: "held back: too new"
 
     @property
     def skipped_summary(self) -> str | None:
         """``2 newer skipped: missing linux/s390x``, or None when the newest candidate was taken."""
+        if self.held_back is not None:
+            return self.held_back
         if not self.skipped:
             return None
         reasons = dict.fromkeys(skip.reason for skip in self.skipped)
@@ -63,6 +68,7 @@ async def resolve_all(
     previous: Mapping[str, LockedImage] | None = None,
     events: Events | None = None,
     gate: Gate | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Resolution]:
     """Resolve every spec concurrently; the first failure cancels the rest and is raised.
 
@@ -72,12 +78,13 @@ async def resolve_all(
     specs = list(specs)
     previous = previous or {}
     events = events or Silent()
+    now = now or datetime.now(UTC)
     slots = asyncio.Semaphore(MAX_CONCURRENT_IMAGES)
     events.started(len(specs))
 
     async def resolve_one(spec: ImageSpec) -> Resolution:
         async with slots:
-            resolution = await resolve_image(spec, client, previous.get(spec.name), events, gate)
+            resolution = await resolve_image(spec, client, previous.get(spec.name), events, gate, now)
         events.resolved(spec.name)
         return resolution
 
@@ -91,8 +98,10 @@ async def resolve_image(
     previous: LockedImage | None = None,
     events: Events | None = None,
     gate: Gate | None = None,
+    now: datetime | None = None,
 ) -> Resolution:
     events = events or Silent()
+    now = now or datetime.now(UTC)
     if spec.tag is not None:
         pin = await _pin(spec, spec.tag, client, previous)
         missing = _missing(spec, pin.platforms)
@@ -101,6 +110,13 @@ async def resolve_image(
                 f"[images.{spec.name}]: {spec.repository}:{spec.tag} lacks required platform(s) {', '.join(missing)}"
                 f" (it offers {', '.join(sorted(pin.platforms)) or 'none'})"
             )
+        too_new = await _freshness_verdict(spec, pin, client, now)
+        if too_new is not None:
+            if previous is not None and (previous.image, previous.tag) == (str(spec.repository), spec.tag):
+                kept = replace(previous, spec=spec.spec_hash, constraint=spec.constraint)
+                events.warning(f"[images.{spec.name}]: keeping the locked digest of tag {spec.tag}: {too_new}")
+                return Resolution(kept, held_back="held back: too new")
+            raise ResolutionError(f"[images.{spec.name}]: tag {spec.tag}: {too_new}")
         try:
             pin = await _verified(spec, spec.tag, pin, client, previous)
         except SignatureError as error:
@@ -115,12 +131,18 @@ async def resolve_image(
     lacking: list[tuple[str, list[str]]] = []
     unsigned: list[tuple[str, str]] = []
     refusals: list[tuple[str, str]] = []
+    held: list[tuple[str, str]] = []
     for candidate in candidates(tags, spec.matcher):
         pin = await _pin(spec, candidate.tag, client, previous)
         missing = _missing(spec, pin.platforms)
         if missing:
             lacking.append((candidate.tag, missing))
             skipped.append(Skip(candidate.tag, f"missing {', '.join(missing)}"))
+            continue
+        too_new = await _freshness_verdict(spec, pin, client, now)
+        if too_new is not None:
+            held.append((candidate.tag, too_new))
+            skipped.append(Skip(candidate.tag, _held_back_reason(spec, too_new)))
             continue
         try:
             pin = await _verified(spec, candidate.tag, pin, client, previous)
@@ -152,7 +174,35 @@ async def resolve_image(
             f"[images.{spec.name}]: no tag of {spec.repository} matching the spec has a valid signature under"
             f" policy {policy!r} ({len(unsigned)} skipped; newest {tag}: {reason})"
         )
+    if held:
+        tag, reason = held[0]
+        raise ResolutionError(
+            f"[images.{spec.name}]: no tag of {spec.repository} matching the spec is old enough"
+            f" ({len(held)} held back; newest {tag}: {reason})"
+        )
     raise ResolutionError(f"[images.{spec.name}]: {_no_match_reason(spec, spec.matcher, tags, lacking)}")
+
+
+async def _freshness_verdict(spec: ImageSpec, pin: _Pin, client: RegistryClient, now: datetime) -> str | None:
+    """Why min-age or exclude-newer pass this candidate over, or None; asks the registry only when a rule is set."""
+    if not spec.freshness.active:
+        return None
+    made = await _made_at(spec, pin, client)
+    return spec.freshness.verdict(made, now)
+
+
+async def _made_at(spec: ImageSpec, pin: _Pin, client: RegistryClient) -> datetime | None:
+    manifest = await client.get_manifest(spec.repository, pin.digest)
+    return await image_created(client, spec.repository, manifest, [str(platform) for platform in spec.platforms])
+
+
+def _held_back_reason(spec: ImageSpec, verdict: str) -> str:
+    """The short reason in the lock's line: one per rule, so that the summary stays one line."""
+    if verdict.startswith("too new"):
+        return f"held back as too new (min-age {spec.freshness.min_age})"
+    if verdict.startswith("made after"):
+        return "held back by exclude-newer"
+    return "time unknown"
 
 
 async def _verified(spec: ImageSpec, tag: str, pin: _Pin, client: RegistryClient, previous: LockedImage | None) -> _Pin:
@@ -189,6 +239,7 @@ class TagVerdict:
     # captured text is not a version, pre-release, outside spec, not a version
     verdict: str
     version: str | None = None
+    made: datetime | None = None  # when the image was made, for the tags examined (the newest up to the chosen one)
 
 
 @dataclass(frozen=True)
@@ -203,21 +254,28 @@ class Explanation:
 
 
 async def explain(
-    spec: ImageSpec, client: RegistryClient, previous: LockedImage | None = None, gate: Gate | None = None
+    spec: ImageSpec,
+    client: RegistryClient,
+    previous: LockedImage | None = None,
+    gate: Gate | None = None,
+    now: datetime | None = None,
 ) -> Explanation:
     """Every tag considered for ``spec``, newest first, with its verdict; fetches only what selection would.
 
     ``previous`` is the entry in the existing lock, whose evidence pins trust-on-first-use roots.
     """
+    now = now or datetime.now(UTC)
     if spec.tag is not None:
         pin = await _pin(spec, spec.tag, client, None)
         missing = _missing(spec, pin.platforms)
+        made_at = await _made_at(spec, pin, client)
         reason = (
             f"missing platform {', '.join(missing)}"
             if missing
-            else await _signature_verdict(spec, spec.tag, pin, client, previous, gate)
+            else spec.freshness.verdict(made_at, now)
+            or await _signature_verdict(spec, spec.tag, pin, client, previous, gate)
         )
-        verdict = TagVerdict(spec.tag, reason)
+        verdict = TagVerdict(spec.tag, reason, made=made_at)
         return Explanation(spec.name, str(spec.repository), spec.tag if reason == "chosen" else None, (verdict,))
     matcher = spec.matcher
     assert matcher is not None
@@ -225,6 +283,7 @@ async def explain(
     judged = judge(tags, matcher)
     verdicts = {tag: verdict.reason for tag, (verdict, _) in judged.items()}
     chosen: Candidate | None = None
+    made: dict[str, datetime | None] = {}
     for candidate in candidates(tags, matcher):
         if chosen is not None:
             verdicts[candidate.tag] = _lost_to(candidate, chosen)
@@ -234,6 +293,11 @@ async def explain(
         if missing:
             verdicts[candidate.tag] = f"missing platform {', '.join(missing)}"
             continue
+        made[candidate.tag] = await _made_at(spec, pin, client)
+        too_new = spec.freshness.verdict(made[candidate.tag], now)
+        if too_new is not None:
+            verdicts[candidate.tag] = too_new
+            continue
         verdicts[candidate.tag] = await _signature_verdict(spec, candidate.tag, pin, client, previous, gate)
         if verdicts[candidate.tag] == "chosen":
             chosen = candidate
@@ -241,7 +305,7 @@ async def explain(
     readable = replace(matcher, variant=None, pattern=None)  # how a tag outside the variant or pattern reads
     versioned = order(reading for tag in tags if (reading := matcher.read(tag) or readable.read(tag)) is not None)
     listed = {candidate.tag for candidate in versioned}
-    ordered = [TagVerdict(c.tag, verdicts[c.tag], c.shown) for c in versioned]
+    ordered = [TagVerdict(c.tag, verdicts[c.tag], c.shown, made.get(c.tag)) for c in versioned]
     ordered += [TagVerdict(tag, verdicts[tag]) for tag in sorted(tags) if tag not in listed]
     hint = exact_release_hint(matcher, tags)
     return Explanation(spec.name, str(spec.repository), chosen.tag if chosen else None, tuple(ordered), hint)

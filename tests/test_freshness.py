@@ -1,0 +1,155 @@
+"""Freshness rules (issue 21): min-age, exclude-newer, and when an image was made, against the real registry."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.conftest import Project, Registry
+from tests.test_lock import locked
+
+CREATED = "org.opencontainers.image.created"
+
+
+def ago(**elapsed: float) -> str:
+    return (datetime.now(UTC) - timedelta(**elapsed)).strftime("%Y-%m-%dT%H:%M:%S.123456789Z")
+
+
+def spec(registry: Registry, repository: str, extra: str = "", name: str = "app") -> str:
+    return f'[images.{name}]\nimage = "{registry.host}/{repository}"\nversion = ">=1.0"\n{extra}'
+
+
+def lines_by_name(text: str) -> dict[str, str]:
+    return {line.split()[0]: line for line in text.splitlines() if line.strip()}
+
+
+@pytest.fixture(scope="module")
+def aged(empty_registry: Registry) -> str:
+    """1.0.0 made 30 days ago, 1.1.0 10 days ago, 1.2.0 two days ago (config ``created``), 1.3.0 with no time."""
+    repository = "fresh/aged"
+    seeder = empty_registry.seeder
+    seeder.push_image(repository, "1.0.0", ("linux/amd64",), created=ago(days=30))
+    seeder.push_image(repository, "1.1.0", ("linux/amd64",), created=ago(days=10))
+    seeder.push_image(repository, "1.2.0", ("linux/amd64",), created=ago(days=2, hours=1))
+    seeder.push_image(repository, "1.3.0", ("linux/amd64",))
+    return repository
+
+
+def test_min_age_skips_candidates_younger_than_it_and_the_lock_line_says_so(
+    project: Project, empty_registry: Registry, aged: str
+) -> None:
+    project.write(spec(empty_registry, aged, 'min-age = "7d"\n'))
+    result = project.run("lock")
+    assert result.exit_code == 0, result.stderr
+    assert locked(project)["app"]["tag"] == "1.1.0"
+    line = lines_by_name(result.stdout)["app"]
+    assert line.endswith("(2 newer skipped: time unknown; held back as too new (min-age 7d))")
+
+
+def test_min_age_in_defaults_applies_to_every_entry(project: Project, empty_registry: Registry, aged: str) -> None:
+    project.write('[defaults]\nmin-age = "2w"\n' + spec(empty_registry, aged))
+    assert project.run("lock").exit_code == 0
+    assert locked(project)["app"]["tag"] == "1.0.0"
+
+
+def test_why_says_which_rule_passed_each_candidate_over(project: Project, empty_registry: Registry, aged: str) -> None:
+    project.write(spec(empty_registry, aged, 'min-age = "7d"\n'))
+    result = project.run("why", "app")
+    assert result.exit_code == 0, result.stderr
+    verdicts = {line.split()[0]: line.split(None, 1)[1] for line in result.stdout.splitlines()[1:]}
+    assert verdicts["1.3.0"] == 'time unknown (min-age-unknown = "skip")'
+    assert verdicts["1.2.0"] == "too new: 2d old, min-age 7d"
+    assert verdicts["1.1.0"] == "chosen"
+
+
+def test_an_unknown_time_is_allowed_only_when_asked(project: Project, empty_registry: Registry, aged: str) -> None:
+    project.write(spec(empty_registry, aged, 'min-age = "1d"\nmin-age-unknown = "allow"\n'))
+    assert project.run("lock").exit_code == 0
+    assert locked(project)["app"]["tag"] == "1.3.0"
+
+
+def test_the_created_annotation_comes_before_the_config_time(project: Project, empty_registry: Registry) -> None:
+    repository = "fresh/annotated"
+    seeder = empty_registry.seeder
+    seeder.push_image(repository, "1.0.0", ("linux/amd64",), created=ago(days=30))
+    # an old config (a reproducible build's epoch) in an image annotated as made an hour ago
+    seeder.push_image(repository, "1.1.0", ("linux/amd64",), created=ago(days=400), annotations={CREATED: ago(hours=1)})
+    project.write(spec(empty_registry, repository, 'min-age = "7d"\n'))
+    assert project.run("lock").exit_code == 0
+    assert locked(project)["app"]["tag"] == "1.0.0"
+
+
+def test_an_index_is_as_new_as_the_newest_config_of_the_required_platforms(
+    project: Project, empty_registry: Registry
+) -> None:
+    repository = "fresh/index"
+    seeder = empty_registry.seeder
+    seeder.push_image(repository, "1.0.0", created=ago(days=30))
+    seeder.push_image(repository, "1.1.0", created={"linux/amd64": ago(days=20), "linux/arm64": ago(days=1)})
+    project.write(
+        spec(empty_registry, repository, 'min-age = "7d"\nplatforms = ["linux/amd64"]\n', name="amd")
+        + spec(empty_registry, repository, 'min-age = "7d"\nplatforms = ["linux/amd64", "linux/arm64"]\n', name="both")
+    )
+    assert project.run("lock").exit_code == 0
+    assert locked(project)["amd"]["tag"] == "1.1.0"
+    assert locked(project)["both"]["tag"] == "1.0.0"
+
+
+def test_no_candidate_old_enough_is_one_clear_error(project: Project, empty_registry: Registry, aged: str) -> None:
+    project.write(spec(empty_registry, aged, 'min-age = "52w"\n'))
+    result = project.run("lock")
+    assert result.exit_code == 1  # a resolution failure, like no tag matching the spec
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: [images.app]: no tag of {empty_registry.host}/{aged} matching the spec is old enough"
+        ' (4 held back; newest 1.3.0: time unknown (min-age-unknown = "skip"))'
+    )
+    assert not project.lock.exists()
+
+
+def test_a_followed_tag_that_moved_to_a_too_new_digest_keeps_its_pin(
+    project: Project, empty_registry: Registry
+) -> None:
+    repository = "fresh/followed"
+    seeder = empty_registry.seeder
+    old = seeder.push_image(repository, "stable", ("linux/amd64",), created=ago(days=30))
+    project.write(f'[images.app]\nimage = "{empty_registry.host}/{repository}"\ntag = "stable"\nmin-age = "7d"\n')
+    assert project.run("lock").exit_code == 0
+    before = project.lock.read_bytes()
+    seeder.push_image(repository, "stable", ("linux/amd64",), created=ago(hours=3))
+    result = project.run("update")
+    assert result.exit_code == 0, result.stderr
+    assert lines_by_name(result.stdout)["app"].endswith("stable unchanged (held back: too new)")
+    assert project.lock.read_bytes() == before
+    assert locked(project)["app"]["digest"] == old.digest
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('min-age = "7"', "key 'min-age': invalid duration '7' (a number and a unit: m, h, d or w, as in \"7d\")"),
+        ('min-age = "1y"', "key 'min-age': invalid duration '1y'"),
+        ('min-age-unknown = "yes"', "key 'min-age-unknown': expected \"skip\" or \"allow\", got 'yes'"),
+    ],
+)
+def test_a_bad_freshness_key_is_an_input_error(project: Project, line: str, message: str) -> None:
+    project.write(f'[images.app]\nimage = "example.com/app"\nversion = ">=1"\n{line}\n')
+    result = project.run("lock")
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_why_json_gives_each_examined_candidate_its_time_and_age(
+    project: Project, empty_registry: Registry, aged: str
+) -> None:
+    project.write(spec(empty_registry, aged, 'min-age = "7d"\n'))
+    result = project.run("why", "app", "--json")
+    assert result.exit_code == 0, result.stderr
+    tags = {entry["tag"]: entry for entry in json.loads(result.stdout)["tags"]}
+    assert (tags["1.3.0"]["made"], tags["1.3.0"]["age"]) == (None, None)
+    assert tags["1.2.0"]["age"] == "2d"
+    assert tags["1.1.0"]["age"] == "1w"
+    assert tags["1.1.0"]["made"].endswith("Z")
+    assert tags["1.0.0"]["made"] is None  # not examined: it could not win
