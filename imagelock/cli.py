@@ -107,6 +107,12 @@ BundleOption = Annotated[
     Path | None,
     typer.Option("--bundle", help="Read the images from this bundle ('imagelock bundle'), offline: no registry."),
 ]
+ExcludeNewerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--exclude-newer", metavar="TIME", help="Resolve as of this RFC 3339 time: later images do not exist."
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a machine-readable report (see docs/commands.md).")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print what would change; write nothing.")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="List unchanged images too.")]
@@ -365,6 +371,7 @@ def lock_command(
     as_json: JsonOption = False,
     db: DbOption = None,
     osv_url: OsvUrlOption = None,
+    exclude_newer: ExcludeNewerOption = None,
 ) -> None:
     """Resolve images.toml into images.lock. Entries whose spec is unchanged keep their pins."""
     selection: bool | list[str] = True if upgrade else list(upgrade_image or [])
@@ -375,6 +382,7 @@ def lock_command(
         lambda project: project.lock(upgrade=selection, dry_run=dry_run),
         vulnerability_db=db,
         osv_url=osv_url,
+        exclude_newer=exclude_newer,
     )
     _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=dry_run, verbose=verbose, as_json=as_json)
 
@@ -392,6 +400,7 @@ def update_command(
     as_json: JsonOption = False,
     db: DbOption = None,
     osv_url: OsvUrlOption = None,
+    exclude_newer: ExcludeNewerOption = None,
 ) -> None:
     """Move pins forward: re-resolve all images, or only NAMES, to the newest tags their specs allow."""
     selection: bool | list[str] = list(names) if names else True
@@ -402,6 +411,7 @@ def update_command(
         lambda project: project.lock(upgrade=selection, dry_run=dry_run),
         vulnerability_db=db,
         osv_url=osv_url,
+        exclude_newer=exclude_newer,
     )
     _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=dry_run, verbose=verbose, as_json=as_json)
 
@@ -440,9 +450,10 @@ def outdated_command(
     lockfile: LockfileOption = None,
     exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when something is outdated.")] = False,
     as_json: JsonOption = False,
+    exclude_newer: ExcludeNewerOption = None,
 ) -> None:
     """List images an update would move (online, read-only)."""
-    changes = _run(context, config, lockfile, lambda project: project.outdated())
+    changes = _run(context, config, lockfile, lambda project: project.outdated(), exclude_newer=exclude_newer)
     if as_json:
         _print_json({"outdated": [_change_json(change) for change in changes]})
     elif changes:
@@ -468,10 +479,17 @@ def why_command(
     as_json: JsonOption = False,
     db: DbOption = None,
     osv_url: OsvUrlOption = None,
+    exclude_newer: ExcludeNewerOption = None,
 ) -> None:
     """Why NAME resolves to the tag it does: every tag considered, newest first, with its verdict."""
     explanation = _run(
-        context, config, lockfile, lambda project: project.why(name), vulnerability_db=db, osv_url=osv_url
+        context,
+        config,
+        lockfile,
+        lambda project: project.why(name),
+        vulnerability_db=db,
+        osv_url=osv_url,
+        exclude_newer=exclude_newer,
     )
     if as_json:
         tags = [

@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,6 +132,7 @@ class ImageSpec:
                 clauses.append(("order", matcher.order))
         if self.platforms:
             clauses.append(("platforms", " ".join(str(platform) for platform in self.platforms)))
+        clauses += self.freshness.canonical().items()
         if self.matcher is not None and self.matcher.pattern is not None:
             clauses.append(("tag-pattern", self.matcher.pattern.pattern))  # last: a regex may hold ", "
         return tuple(clauses)
@@ -155,6 +156,14 @@ class Config:
     path: Path
     images: Mapping[str, ImageSpec]
     registries: Mapping[str, RegistrySettings] = field(default_factory=dict)
+
+    def excluding_newer(self, moment: datetime) -> Config:
+        """Every entry resolved as of ``moment`` (``--exclude-newer``), whatever its own ``exclude-newer`` says."""
+        images = {
+            name: replace(spec, freshness=replace(spec.freshness, exclude_newer=moment))
+            for name, spec in self.images.items()
+        }
+        return replace(self, images=images)
 
     @property
     def inputs_hash(self) -> str:

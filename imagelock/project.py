@@ -20,6 +20,7 @@ from packaging.specifiers import SpecifierSet
 from imagelock.config import Config, ImageSpec, RegistrySettings, constraint_changes, load_config, parse_config
 from imagelock.errors import InputError, did_you_mean
 from imagelock.events import Events, Silent
+from imagelock.freshness import format_time, parse_time
 from imagelock.lockfile import Lock, LockedImage, MergedConflict, exclusive, read_lock, read_lock_merging, write_atomic
 from imagelock.versions import TagMatcher
 
@@ -84,6 +85,7 @@ class Project:
     vulnerability_db: Path | None = None  # OSV records offline; None: the OSV API
     osv_url: str | None = None  # the OSV API's address, when not api.osv.dev
     cache: Path | None = None  # where layer inventories are kept; None: the user's cache directory
+    exclude_newer: str | None = None  # --exclude-newer: an RFC 3339 time every entry resolves as of
 
     @classmethod
     def at(cls, config_path: Path, lock_path: Path | None = None, **options: object) -> Project:
@@ -99,7 +101,7 @@ class Project:
         git conflict markers is merged first; the entries its two sides dispute are resolved again.
         """
         with self._writing(dry_run):
-            config = load_config(self.config_path)
+            config = self._resolution_config()
             existing, merged = read_lock_merging(self.lock_path)
             if merged is not None and upgrade is not True:  # the entries a merged conflict disputes: resolved again
                 upgrade = {*(upgrade or ()), *(name for name in merged.disputed if name in config.images)}
@@ -109,6 +111,17 @@ class Project:
             if result.written:
                 write_atomic(self.lock_path, result.lock.dumps())
             return result
+
+    def _resolution_config(self) -> Config:
+        """images.toml, with ``--exclude-newer`` (when given) in every entry in place of its own."""
+        config = load_config(self.config_path)
+        if self.exclude_newer is None:
+            return config
+        try:
+            moment = parse_time(self.exclude_newer)
+        except ValueError as error:
+            raise InputError(f"--exclude-newer: {error}") from None
+        return config.excluding_newer(moment)
 
     def _writing(self, dry_run: bool = False) -> AbstractContextManager[None]:
         """One writing run per project directory at a time (a read-only run does not wait)."""
@@ -160,6 +173,8 @@ class Project:
             words += ["-c", os.path.relpath(self.config_path, base)]
         if self.lock_path.resolve() != self.config_path.resolve().with_name(DEFAULT_LOCKFILE):
             words += ["--lockfile", self.lock_path.name]
+        if self.exclude_newer is not None:
+            words += ["--exclude-newer", format_time(parse_time(self.exclude_newer))]
         return shlex.join(words)
 
     # -- read-only commands ----------------------------------------------------------------------
@@ -181,12 +196,12 @@ class Project:
 
     def outdated(self) -> list[Change]:
         """Entries an update would move: a newer allowed tag, or a followed tag that names a new digest."""
-        config = load_config(self.config_path)
+        config = self._resolution_config()
         result = self._resolve_lock(config, self._existing(), upgrade=True)
         return [change for change in result.changed if change.kind != "removed"]
 
     def why(self, name: str) -> Explanation:
-        config = load_config(self.config_path)
+        config = self._resolution_config()
         spec = self._spec(config, name)
         existing = self._existing()
         previous = existing.images.get(name) if existing is not None else None

@@ -130,6 +130,7 @@ def test_a_followed_tag_that_moved_to_a_too_new_digest_keeps_its_pin(
     [
         ('min-age = "7"', "key 'min-age': invalid duration '7' (a number and a unit: m, h, d or w, as in \"7d\")"),
         ('min-age = "1y"', "key 'min-age': invalid duration '1y'"),
+        ('exclude-newer = "2026-11-01"', "key 'exclude-newer': invalid time '2026-11-01' (RFC 3339"),
         ('min-age-unknown = "yes"', "key 'min-age-unknown': expected \"skip\" or \"allow\", got 'yes'"),
     ],
 )
@@ -153,3 +154,62 @@ def test_why_json_gives_each_examined_candidate_its_time_and_age(
     assert tags["1.1.0"]["age"] == "1w"
     assert tags["1.1.0"]["made"].endswith("Z")
     assert tags["1.0.0"]["made"] is None  # not examined: it could not win
+
+
+def moment(**elapsed: float) -> str:
+    return (datetime.now(UTC) - timedelta(**elapsed)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_exclude_newer_resolves_as_if_it_were_that_time(project: Project, empty_registry: Registry, aged: str) -> None:
+    cutoff = moment(days=20)
+    project.write(spec(empty_registry, aged, f'exclude-newer = "{cutoff}"\n'))
+    assert project.run("lock").exit_code == 0
+    assert locked(project)["app"]["tag"] == "1.0.0"
+    verdicts = {line.split()[0]: line.split(None, 1)[1] for line in project.run("why", "app").stdout.splitlines()[1:]}
+    assert verdicts["1.1.0"].startswith("made after exclude-newer (")
+    assert verdicts["1.1.0"].endswith(f" > {cutoff})")
+
+
+def test_the_exclude_newer_option_is_part_of_the_locks_inputs(
+    project: Project, empty_registry: Registry, aged: str
+) -> None:
+    cutoff = moment(days=5)
+    project.write(spec(empty_registry, aged))
+    result = project.run("lock", "--exclude-newer", cutoff)
+    assert result.exit_code == 0, result.stderr
+    assert locked(project)["app"]["tag"] == "1.1.0"
+    text = project.lock.read_text()
+    assert f"imagelock lock --exclude-newer {cutoff}" in text
+    assert f"exclude-newer {cutoff}" in str(locked(project)["app"]["constraint"])
+    before = project.lock.read_bytes()
+    again = project.run("lock", "--exclude-newer", cutoff)
+    assert again.exit_code == 0
+    assert again.stdout == ""
+    assert project.lock.read_bytes() == before  # time passed, nothing else changed: not rewritten
+    outdated = project.run("outdated", "--exclude-newer", cutoff)
+    assert (outdated.exit_code, outdated.stdout.strip()) == (0, "every image is up to date")
+    assert project.run("outdated").stdout.split()[4:7] == ["app", "1.1.0", "1.3.0"]
+
+
+def test_an_unchanged_entry_keeps_its_pin_however_much_time_passes(project: Project, empty_registry: Registry) -> None:
+    repository = "fresh/aging"
+    empty_registry.seeder.push_image(repository, "1.0.0", ("linux/amd64",), created=ago(days=30))
+    project.write(spec(empty_registry, repository, 'min-age = "7d"\n'))
+    assert project.run("lock").exit_code == 0
+    before = project.lock.read_bytes()
+    # a newer release, already old enough: only an update may take it, a lock run keeps the pin
+    empty_registry.seeder.push_image(repository, "1.1.0", ("linux/amd64",), created=ago(days=8))
+    assert project.run("lock").exit_code == 0
+    assert project.lock.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["lock", "update", "outdated", "why"])
+def test_a_bad_exclude_newer_option_is_an_input_error(project: Project, empty_registry: Registry, command: str) -> None:
+    project.write(spec(empty_registry, "fresh/none"))
+    arguments = [command, "app"] if command == "why" else [command]
+    result = project.run(*arguments, "--exclude-newer", "yesterday")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: --exclude-newer: invalid time 'yesterday' (RFC 3339, as in \"2026-11-01T00:00:00Z\")"
+    )
+    assert not project.lock.exists()
