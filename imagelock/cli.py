@@ -133,7 +133,15 @@ class ExportFormat(StrEnum):
     json = "json"
 
 
-STYLES = {"upgraded": "green", "added": "green", "downgraded": "red", "removed": "red", "rebuilt": "yellow"}
+STYLES = {
+    "upgraded": "green",
+    "added": "green",
+    "downgraded": "red",
+    "removed": "red",
+    "rebuilt": "yellow",
+    "tag moved": "red",
+    "re-indexed": "yellow",
+}
 
 
 class TerminalEvents:
@@ -273,8 +281,8 @@ def _change_kind_text(change: Change) -> Text:
     assert new is not None
     if change.kind == "unchanged":
         return Text(f"{new.tag} unchanged", style="dim")
-    if change.kind == "rebuilt":
-        return Text.assemble(f"{new.tag} ", ("rebuilt", style), f"  {_short(old.digest)} → {_short(new.digest)}")
+    if change.kind in ("rebuilt", "tag moved", "re-indexed"):
+        return Text.assemble(f"{new.tag} ", (change.kind, style), f"  {_short(old.digest)} → {_short(new.digest)}")
     if old.image != new.image:
         return Text(f"{old.image}:{old.tag} → {new.image}:{new.tag}", style=style)
     text = Text.assemble(f"{old.tag} → ", (new.tag, style))
@@ -519,12 +527,18 @@ def verify_command(
     results = _run(context, config, lockfile, lambda project: project.verify(bundle=bundle))
     failed = [result for result in results if not result.ok]
     if as_json:
-        images = [{"name": r.name, "reference": r.reference, "ok": r.ok, "problems": list(r.problems)} for r in results]
+        images = [
+            {"name": r.name, "reference": r.reference, "ok": r.ok, "problems": list(r.problems), "notes": list(r.notes)}
+            for r in results
+        ]
         _print_json({"ok": not failed, "images": images})
     else:
         _print_rows(
             [
-                [Text(r.name, style="bold"), Text("ok", style="green") if r.ok else Text("; ".join(r.problems), "red")]
+                [
+                    Text(r.name, style="bold"),
+                    Text("; ".join(["ok", *r.notes]), style="green") if r.ok else Text("; ".join(r.problems), "red"),
+                ]
                 for r in results
             ]
         )

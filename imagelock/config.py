@@ -23,7 +23,7 @@ from packaging.version import Version
 
 from imagelock.audit.policy import FAIL_ON_LEVELS, AuditPolicy
 from imagelock.errors import InputError
-from imagelock.freshness import UNKNOWN_RULES, Freshness, duration, parse_time
+from imagelock.freshness import TAG_MOVE_RULES, UNKNOWN_RULES, Freshness, duration, parse_time
 from imagelock.lockfile import read_at_most
 from imagelock.platforms import Platform, parse_platform
 from imagelock.reference import Repository, is_valid_registry_host, is_valid_tag, parse_reference
@@ -36,7 +36,7 @@ CONFIG_VERSION = 1
 MAX_FILE_BYTES = 16 << 20  # far beyond any real images.toml or lock; refuses runaway or wrong files quickly
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _TOP_LEVEL_KEYS = frozenset({"version", "defaults", "registries", "policies", "images"})
-_FRESHNESS_KEYS = frozenset({"min-age", "min-age-unknown", "exclude-newer"})
+_FRESHNESS_KEYS = frozenset({"min-age", "min-age-unknown", "exclude-newer", "on-tag-move"})
 _DEFAULTS_KEYS = frozenset({"platforms", "verify", "audit"}) | _FRESHNESS_KEYS
 _AUDIT_KEYS = frozenset({"fail-on", "ignore", "gate"})
 _COSIGN_KEYS = frozenset({"method", "key", "keys", "match-repository", "rekor-key"})
@@ -91,6 +91,7 @@ class ImageSpec:
     policy: TrustPolicy | None = None  # the signature an image must carry; None: none required
     audit: AuditPolicy | None = field(default_factory=AuditPolicy)  # None: ``audit = false``, the image is not audited
     freshness: Freshness = field(default_factory=Freshness)  # min-age and exclude-newer
+    on_tag_move: str = "warn"  # a version's tag re-pushed under the pin: "warn" or "fail" (not in the spec hash)
 
     def canonical(self) -> dict[str, Any]:
         """The resolution-relevant content, in a canonical form (the basis of the spec hash)."""
@@ -284,6 +285,7 @@ class _ConfigParser:
         self.default_policy = self.verify_setting("[defaults]", "defaults", defaults.get("verify", False), None)
         self.default_audit = self.audit_setting("[defaults.audit]", defaults.get("audit"), AuditPolicy())
         self.default_freshness = self.freshness("[defaults]", defaults, Freshness())
+        self.default_on_tag_move = self.on_tag_move("[defaults]", defaults, "warn")
         registries = self.registries(self.table("[registries]", document.get("registries", {})))
         images_table = self.table("[images]", document.get("images", {}))
         images: dict[str, ImageSpec] = {}
@@ -385,6 +387,7 @@ class _ConfigParser:
         self.check_policy_applies(where, reference.repository, policy)
         audit = self.audit_setting(f"[images.{name}.audit]", entry.get("audit"), self.default_audit)
         freshness = self.freshness(where, entry, self.default_freshness)
+        on_tag_move = self.on_tag_move(where, entry, self.default_on_tag_move)
         has = {key for key in ("version", "tag", "tag-pattern") if key in entry}
         if not has:
             raise self.error(where, "needs one of 'version', 'tag' or 'tag-pattern'")
@@ -400,12 +403,34 @@ class _ConfigParser:
             if not is_valid_tag(tag):
                 raise self.error(where, f"key 'tag': invalid tag {tag!r}")
             return ImageSpec(
-                name, reference.repository, platforms, tag=tag, policy=policy, audit=audit, freshness=freshness
+                name,
+                reference.repository,
+                platforms,
+                tag=tag,
+                policy=policy,
+                audit=audit,
+                freshness=freshness,
+                on_tag_move=on_tag_move,
             )
         matcher = self.matcher(where, entry)
         return ImageSpec(
-            name, reference.repository, platforms, matcher=matcher, policy=policy, audit=audit, freshness=freshness
+            name,
+            reference.repository,
+            platforms,
+            matcher=matcher,
+            policy=policy,
+            audit=audit,
+            freshness=freshness,
+            on_tag_move=on_tag_move,
         )
+
+    def on_tag_move(self, where: str, table: Mapping[str, Any], default: str) -> str:
+        if "on-tag-move" not in table:
+            return default
+        rule = self.string(where, "on-tag-move", table["on-tag-move"])
+        if rule not in TAG_MOVE_RULES:
+            raise self.error(where, f'key \'on-tag-move\': expected "warn" or "fail", got {rule!r}')
+        return rule
 
     def freshness(self, where: str, table: Mapping[str, Any], default: Freshness) -> Freshness:
         """``min-age``, ``min-age-unknown`` and ``exclude-newer``, each overriding the default's one."""
@@ -641,6 +666,8 @@ class _ConfigParser:
             tag=reference.tag,
             policy=self.default_policy,
             audit=self.default_audit,
+            freshness=self.default_freshness,
+            on_tag_move=self.default_on_tag_move,
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # images.toml is read without the registry client
 
 CREATED_ANNOTATION = "org.opencontainers.image.created"
 UNKNOWN_RULES = ("skip", "allow")
+TAG_MOVE_RULES = ("warn", "fail")
 _DURATION = re.compile(r"([1-9][0-9]{0,5})([mhdw])")
 _UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 # RFC 3339 as registries write it; Go writes up to nine fraction digits, Python reads six.
@@ -56,6 +57,17 @@ class Freshness:
         if self.min_age is not None and now - made < duration(self.min_age):
             return f"too new: {format_age(now - made)} old, min-age {self.min_age}"
         return None
+
+
+def tag_move_kind(followed: bool, old_platforms: Mapping[str, str], new_platforms: Mapping[str, str]) -> str:
+    """How a locked tag that now names another digest moved.
+
+    ``re-indexed``: every locked platform digest is still in the new index (only the index changed);
+    ``rebuilt``: a followed tag moved, as such tags do; ``tag moved``: a tag chosen as a version was re-pushed.
+    """
+    if old_platforms and all(new_platforms.get(platform) == digest for platform, digest in old_platforms.items()):
+        return "re-indexed"
+    return "rebuilt" if followed else "tag moved"
 
 
 def duration(text: str) -> timedelta:

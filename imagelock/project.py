@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, TypeVar
 from packaging.specifiers import SpecifierSet
 
 from imagelock.config import Config, ImageSpec, RegistrySettings, constraint_changes, load_config, parse_config
-from imagelock.errors import InputError, did_you_mean
+from imagelock.errors import InputError, TagMovedError, did_you_mean
 from imagelock.events import Events, Silent
-from imagelock.freshness import format_time, parse_time
+from imagelock.freshness import format_time, parse_time, tag_move_kind
 from imagelock.lockfile import Lock, LockedImage, MergedConflict, exclusive, read_lock, read_lock_merging, write_atomic
 from imagelock.versions import TagMatcher
 
@@ -43,7 +43,8 @@ DEFAULT_LOCKFILE = "images.lock"
 
 @dataclass(frozen=True)
 class Change:
-    """How one entry of the lock changes: added, removed, upgraded, downgraded, changed, rebuilt, unchanged."""
+    """How one entry of the lock changes: added, removed, upgraded, downgraded, changed, rebuilt, tag moved,
+    re-indexed, unchanged (docs/selection.md, "Tags that move")."""
 
     name: str
     kind: str
@@ -106,6 +107,7 @@ class Project:
             if merged is not None and upgrade is not True:  # the entries a merged conflict disputes: resolved again
                 upgrade = {*(upgrade or ()), *(name for name in merged.disputed if name in config.images)}
             result = replace(self._resolve_lock(config, existing, upgrade), merged=merged)
+            self._check_tag_moves(config, result.changes)
             if dry_run:
                 return replace(result, written=False)
             if result.written:
@@ -122,6 +124,19 @@ class Project:
         except ValueError as error:
             raise InputError(f"--exclude-newer: {error}") from None
         return config.excluding_newer(moment)
+
+    def _check_tag_moves(self, config: Config, changes: Sequence[Change]) -> None:
+        """Warn of every tag chosen as a version that now names another digest; fail under ``on-tag-move = "fail"``."""
+        moved = [change for change in changes if change.kind == "tag moved"]
+        for change in moved:
+            self.events.warning(f"[images.{change.name}]: {_moved_words(change)}")
+        refused = [change for change in moved if config.images[change.name].on_tag_move == "fail"]
+        if refused:
+            first = refused[0]
+            raise TagMovedError(
+                f'[images.{first.name}]: {_moved_words(first)} (on-tag-move = "fail");'
+                f" {len(refused)} moved tag(s), {self.lock_path} not changed"
+            )
 
     def _writing(self, dry_run: bool = False) -> AbstractContextManager[None]:
         """One writing run per project directory at a time (a read-only run does not wait)."""
@@ -221,7 +236,7 @@ class Project:
             from imagelock.bundle import verify_bundle
 
             return self._with_bundle(bundle, lambda reader: verify_bundle(reader, entries, policies))
-        return self._run(lambda client: verify_all(entries, client, policies), config) if entries else []
+        return self._run(lambda client: verify_all(entries, client, policies, config.images), config) if entries else []
 
     def audit(
         self, names: Sequence[str] = (), *, fail_on: str | None = None, bundle: Path | None = None
@@ -648,12 +663,19 @@ def _kind(old: LockedImage | None, new: LockedImage | None, spec: ImageSpec | No
     if old.image != new.image:
         return "changed"
     if old.tag == new.tag:
-        return "unchanged" if old.digest == new.digest else "rebuilt"
+        followed = spec is None or spec.tag is not None
+        return "unchanged" if old.digest == new.digest else tag_move_kind(followed, old.platforms, new.platforms)
     matcher = spec.matcher if spec is not None and spec.matcher is not None else TagMatcher(SpecifierSet(""))
     before, after = matcher.read(old.tag), matcher.read(new.tag)
     if before is None or after is None:
         return "changed"
     return "upgraded" if after.rank > before.rank else "downgraded" if after.rank < before.rank else "changed"
+
+
+def _moved_words(change: Change) -> str:
+    assert change.old is not None
+    assert change.new is not None
+    return f"tag {change.new.tag} moved: {change.old.digest} → {change.new.digest}"
 
 
 def _notary_servers(config: Config) -> dict[str, Path | None]:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import Project, Registry
+from tests.support.registry import PushedImage
 from tests.test_lock import locked
 
 CREATED = "org.opencontainers.image.created"
@@ -213,3 +214,79 @@ def test_a_bad_exclude_newer_option_is_an_input_error(project: Project, empty_re
         "error: --exclude-newer: invalid time 'yesterday' (RFC 3339, as in \"2026-11-01T00:00:00Z\")"
     )
     assert not project.lock.exists()
+
+
+def short(digest: str) -> str:
+    return f"sha256:{digest.removeprefix('sha256:')[:12]}…"
+
+
+def moved_project(project: Project, registry: Registry, repository: str, extra: str = "") -> PushedImage:
+    """A project locking ``repository``'s 1.26.3 (a version), which is then re-pushed."""
+    old = registry.seeder.push_image(repository, "1.26.3", ("linux/amd64",), salt="first")
+    project.write(f'[images.web]\nimage = "{registry.host}/{repository}"\nversion = ">=1.26"\n{extra}')
+    assert project.run("lock").exit_code == 0
+    return old
+
+
+def test_a_version_tag_that_moved_is_told_from_a_rebuild(project: Project, empty_registry: Registry) -> None:
+    old = moved_project(project, empty_registry, "moves/warn")
+    new = empty_registry.seeder.push_image("moves/warn", "1.26.3", ("linux/amd64",), salt="second")
+    outdated = project.run("outdated", "--json")
+    assert [(c["change"], c["old"]["digest"], c["new"]["digest"]) for c in json.loads(outdated.stdout)["outdated"]] == [
+        ("tag moved", old.digest, new.digest)
+    ]
+    verify = project.run("verify")
+    assert verify.exit_code == 0, verify.stdout
+    assert f"tag moved: tag 1.26.3 {old.digest} → {new.digest}" in verify.stdout.replace("\n", "")
+    result = project.run("update")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"web  1.26.3 tag moved  {short(old.digest)} → {short(new.digest)}\n"
+    assert f"warning: [images.web]: tag 1.26.3 moved: {old.digest} → {new.digest}" in result.stderr
+    assert locked(project)["web"]["digest"] == new.digest
+
+
+def test_on_tag_move_fail_keeps_the_old_pin_and_exits_1(project: Project, empty_registry: Registry) -> None:
+    old = moved_project(project, empty_registry, "moves/fail", 'on-tag-move = "fail"\n')
+    before = project.lock.read_bytes()
+    new = empty_registry.seeder.push_image("moves/fail", "1.26.3", ("linux/amd64",), salt="second")
+    result = project.run("update")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f'error: [images.web]: tag 1.26.3 moved: {old.digest} → {new.digest} (on-tag-move = "fail");'
+        f" 1 moved tag(s), {project.lock} not changed"
+    )
+    assert project.lock.read_bytes() == before
+    verify = project.run("verify", "--json")
+    assert verify.exit_code == 1
+    (image,) = json.loads(verify.stdout)["images"]
+    assert image["problems"] == [f"tag moved: tag 1.26.3 {old.digest} → {new.digest}"]
+
+
+def test_a_new_index_listing_the_same_platform_digests_is_re_indexed(
+    project: Project, empty_registry: Registry
+) -> None:
+    repository = "moves/reindexed"
+    seeder = empty_registry.seeder
+    first = seeder.push_image(repository, "2.0.0", attestations=False)
+    project.write(
+        f'[images.web]\nimage = "{empty_registry.host}/{repository}"\nversion = ">=2"\non-tag-move = "fail"\n'
+    )
+    assert project.run("lock").exit_code == 0
+    second = seeder.push_image(repository, "2.0.0")  # the same platform manifests, now with attestations
+    assert second.digest != first.digest
+    assert second.platforms == first.platforms
+    verify = project.run("verify", "--json")
+    assert verify.exit_code == 0
+    assert json.loads(verify.stdout)["images"][0]["notes"] == [
+        f"re-indexed: tag 2.0.0 {first.digest} → {second.digest}"
+    ]
+    result = project.run("update")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"web  2.0.0 re-indexed  {short(first.digest)} → {short(second.digest)}\n"
+
+
+def test_on_tag_move_is_checked(project: Project) -> None:
+    project.write('[defaults]\non-tag-move = "ignore"\n')
+    result = project.run("lock")
+    assert result.exit_code == 2
+    assert "key 'on-tag-move': expected \"warn\" or \"fail\", got 'ignore'" in result.stderr

@@ -238,8 +238,9 @@ def test_why_gives_each_tag_its_verdict(project: Project, registry: Registry) ->
     assert document["name"] == "app"
     assert document["image"] == f"{registry.host}/{repository}"
     assert document["chosen"] == "2.0.0"
-    assert document["tags"][0] == {"tag": "3.0.0rc1", "version": "3.0.0rc1", "verdict": "pre-release"}
-    assert document["tags"][-1] == {"tag": "latest", "version": None, "verdict": "not a version"}
+    unexamined = {"made": None, "age": None}  # only the candidates tried have a time (docs/selection.md)
+    assert document["tags"][0] == {"tag": "3.0.0rc1", "version": "3.0.0rc1", "verdict": "pre-release", **unexamined}
+    assert document["tags"][-1] == {"tag": "latest", "version": None, "verdict": "not a version", **unexamined}
 
 
 def test_why_variant_mismatch(project: Project, registry: Registry) -> None:
@@ -272,7 +273,7 @@ def test_verify_passes_then_names_what_disappeared(
     assert document["ok"] is False
     assert document["images"][0] == {
         "name": "api", "reference": f"{locked(project)['api']['image']}:1.1.0@{locked(project)['api']['digest']}",
-        "ok": True, "problems": [],
+        "ok": True, "problems": [], "notes": [],
     }  # fmt: skip
     assert document["images"][1]["ok"] is False
 
