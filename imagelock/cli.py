@@ -463,14 +463,16 @@ def outdated_command(
     """List images an update would move (online, read-only)."""
     changes = _run(context, config, lockfile, lambda project: project.outdated(), exclude_newer=exclude_newer)
     if as_json:
-        _print_json({"outdated": [_change_json(change) for change in changes]})
+        _print_json({"outdated": [{**_change_json(change), **made_json(change.made)} for change in changes]})
     elif changes:
-        rows: list[list[Text | str]] = [[Text(h, style="bold") for h in ("NAME", "LOCKED", "LATEST", "CHANGE")]]
+        headings = ("NAME", "LOCKED", "LATEST", "AGE", "CHANGE")
+        rows: list[list[Text | str]] = [[Text(h, style="bold") for h in headings]]
         for change in changes:
             locked = change.old.tag if change.old is not None else "-"
             latest = change.new.tag if change.new is not None else "-"
+            age = made_json(change.made)["age"] or "-"
             kind = "not locked" if change.kind == "added" else change.kind
-            rows.append([change.name, locked, latest, Text(kind, style=STYLES.get(change.kind, ""))])
+            rows.append([change.name, locked, latest, age, Text(kind, style=STYLES.get(change.kind, ""))])
         _print_rows(rows)
     else:
         typer.echo("every image is up to date")

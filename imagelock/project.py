@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -51,6 +52,7 @@ class Change:
     old: LockedImage | None
     new: LockedImage | None
     skipped: str | None = None  # newer candidates passed over when resolving: "2 newer skipped: missing linux/s390x"
+    made: datetime | None = None  # when the new entry's image was made, when resolving looked (outdated)
 
     @property
     def held_back(self) -> bool:
@@ -147,7 +149,9 @@ class Project:
     def _existing(self) -> Lock | None:
         return read_lock(self.lock_path)
 
-    def _resolve_lock(self, config: Config, existing: Lock | None, upgrade: bool | Collection[str]) -> LockResult:
+    def _resolve_lock(
+        self, config: Config, existing: Lock | None, upgrade: bool | Collection[str], *, timed: bool = False
+    ) -> LockResult:
         locked = dict(existing.images) if existing is not None else {}
         upgrading = set(config.images) if upgrade is True else set(upgrade or ())
         unknown = sorted(upgrading - set(config.images))
@@ -169,12 +173,16 @@ class Project:
             gate = (
                 self._audit_gate() if any(spec.audit is not None and spec.audit.gate for spec in to_resolve) else None
             )
-            resolved = self._run(lambda client: resolve_all(to_resolve, client, locked, self.events, gate), config)
+            resolved = self._run(
+                lambda client: resolve_all(to_resolve, client, locked, self.events, gate, timed=timed), config
+            )
         new_images = {**kept, **{name: resolution.locked for name, resolution in resolved.items()}}
         source = os.path.relpath(self.config_path, self.lock_path.parent)
         new_lock = Lock(inputs=config.inputs_hash, images=new_images, command=self._command(), source=source)
         changes = tuple(
-            replace(change, skipped=resolved[change.name].skipped_summary) if change.name in resolved else change
+            replace(change, skipped=resolved[change.name].skipped_summary, made=resolved[change.name].made)
+            if change.name in resolved
+            else change
             for change in changes_between(locked, new_lock.images, config)
         )
         current_text = _read_text(self.lock_path)
@@ -212,7 +220,7 @@ class Project:
     def outdated(self) -> list[Change]:
         """Entries an update would move: a newer allowed tag, or a followed tag that names a new digest."""
         config = self._resolution_config()
-        result = self._resolve_lock(config, self._existing(), upgrade=True)
+        result = self._resolve_lock(config, self._existing(), upgrade=True, timed=True)
         return [change for change in result.changed if change.kind != "removed"]
 
     def why(self, name: str) -> Explanation:

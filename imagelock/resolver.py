@@ -50,6 +50,7 @@ class Resolution:
     locked: LockedImage
     skipped: tuple[Skip, ...] = ()
     held_back: str | None = None  # a followed tag's new digest not taken, and why: "held back: too new"
+    made: datetime | None = None  # when the locked image was made, when a freshness rule or the caller asked
 
     @property
     def skipped_summary(self) -> str | None:
@@ -69,11 +70,13 @@ async def resolve_all(
     events: Events | None = None,
     gate: Gate | None = None,
     now: datetime | None = None,
+    timed: bool = False,
 ) -> dict[str, Resolution]:
     """Resolve every spec concurrently; the first failure cancels the rest and is raised.
 
     ``previous`` holds the entries of the existing lock: a tag that still names the locked
-    digest is confirmed with a HEAD and needs no GET.
+    digest is confirmed with a HEAD and needs no GET. ``timed``: find when each image was made
+    even without a freshness rule (``outdated`` shows ages).
     """
     specs = list(specs)
     previous = previous or {}
@@ -84,7 +87,7 @@ async def resolve_all(
 
     async def resolve_one(spec: ImageSpec) -> Resolution:
         async with slots:
-            resolution = await resolve_image(spec, client, previous.get(spec.name), events, gate, now)
+            resolution = await resolve_image(spec, client, previous.get(spec.name), events, gate, now, timed)
         events.resolved(spec.name)
         return resolution
 
@@ -99,6 +102,7 @@ async def resolve_image(
     events: Events | None = None,
     gate: Gate | None = None,
     now: datetime | None = None,
+    timed: bool = False,
 ) -> Resolution:
     events = events or Silent()
     now = now or datetime.now(UTC)
@@ -110,7 +114,8 @@ async def resolve_image(
                 f"[images.{spec.name}]: {spec.repository}:{spec.tag} lacks required platform(s) {', '.join(missing)}"
                 f" (it offers {', '.join(sorted(pin.platforms)) or 'none'})"
             )
-        too_new = await _freshness_verdict(spec, pin, client, now)
+        made = await _made_at(spec, pin, client) if timed or spec.freshness.active else None
+        too_new = spec.freshness.verdict(made, now)
         if too_new is not None:
             if previous is not None and (previous.image, previous.tag) == (str(spec.repository), spec.tag):
                 kept = replace(previous, spec=spec.spec_hash, constraint=spec.constraint)
@@ -124,7 +129,7 @@ async def resolve_image(
         refused = await gate(spec, spec.tag, pin.digest, pin.platforms, client) if gate is not None else None
         if refused is not None:
             raise ResolutionError(f"[images.{spec.name}]: tag {spec.tag}: {refused}")
-        return Resolution(_locked(spec, spec.tag, pin))
+        return Resolution(_locked(spec, spec.tag, pin), made=made)
     assert spec.matcher is not None
     tags = await client.list_tags(spec.repository)
     skipped: list[Skip] = []
@@ -139,7 +144,8 @@ async def resolve_image(
             lacking.append((candidate.tag, missing))
             skipped.append(Skip(candidate.tag, f"missing {', '.join(missing)}"))
             continue
-        too_new = await _freshness_verdict(spec, pin, client, now)
+        made = await _made_at(spec, pin, client) if timed or spec.freshness.active else None
+        too_new = spec.freshness.verdict(made, now)
         if too_new is not None:
             held.append((candidate.tag, too_new))
             skipped.append(Skip(candidate.tag, _held_back_reason(spec, too_new)))
@@ -160,7 +166,7 @@ async def resolve_image(
         hint = exact_release_hint(spec.matcher, tags)
         if hint is not None:
             events.warning(f"[images.{spec.name}]: {hint}")
-        return Resolution(_locked(spec, candidate.tag, pin), tuple(skipped))
+        return Resolution(_locked(spec, candidate.tag, pin), tuple(skipped), made=made)
     if refusals:
         tag, reason = refusals[0]
         raise ResolutionError(
@@ -181,14 +187,6 @@ async def resolve_image(
             f" ({len(held)} held back; newest {tag}: {reason})"
         )
     raise ResolutionError(f"[images.{spec.name}]: {_no_match_reason(spec, spec.matcher, tags, lacking)}")
-
-
-async def _freshness_verdict(spec: ImageSpec, pin: _Pin, client: RegistryClient, now: datetime) -> str | None:
-    """Why min-age or exclude-newer pass this candidate over, or None; asks the registry only when a rule is set."""
-    if not spec.freshness.active:
-        return None
-    made = await _made_at(spec, pin, client)
-    return spec.freshness.verdict(made, now)
 
 
 async def _made_at(spec: ImageSpec, pin: _Pin, client: RegistryClient) -> datetime | None:

@@ -189,7 +189,7 @@ def test_the_exclude_newer_option_is_part_of_the_locks_inputs(
     assert project.lock.read_bytes() == before  # time passed, nothing else changed: not rewritten
     outdated = project.run("outdated", "--exclude-newer", cutoff)
     assert (outdated.exit_code, outdated.stdout.strip()) == (0, "every image is up to date")
-    assert project.run("outdated").stdout.split()[4:7] == ["app", "1.1.0", "1.3.0"]
+    assert project.run("outdated").stdout.split()[5:9] == ["app", "1.1.0", "1.3.0", "-"]
 
 
 def test_an_unchanged_entry_keeps_its_pin_however_much_time_passes(project: Project, empty_registry: Registry) -> None:
@@ -290,3 +290,19 @@ def test_on_tag_move_is_checked(project: Project) -> None:
     result = project.run("lock")
     assert result.exit_code == 2
     assert "key 'on-tag-move': expected \"warn\" or \"fail\", got 'ignore'" in result.stderr
+
+
+def test_outdated_shows_the_age_of_the_newest_allowed_tag(project: Project, empty_registry: Registry) -> None:
+    repository = "fresh/outdated"
+    seeder = empty_registry.seeder
+    seeder.push_image(repository, "1.0.0", ("linux/amd64",), created=ago(days=30))
+    project.write(spec(empty_registry, repository, 'min-age = "7d"\n'))
+    assert project.run("lock").exit_code == 0
+    seeder.push_image(repository, "1.1.0", ("linux/amd64",), created=ago(days=9))
+    seeder.push_image(repository, "1.2.0", ("linux/amd64",), created=ago(days=1))
+    header, row = [line.split() for line in project.run("outdated").stdout.splitlines()]
+    assert header == ["NAME", "LOCKED", "LATEST", "AGE", "CHANGE"]
+    assert row == ["app", "1.0.0", "1.1.0", "1w", "upgraded"]
+    (change,) = json.loads(project.run("outdated", "--json").stdout)["outdated"]
+    assert (change["new"]["tag"], change["age"]) == ("1.1.0", "1w")
+    assert datetime.fromisoformat(change["made"]) < datetime.now(UTC) - timedelta(days=8)

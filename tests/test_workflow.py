@@ -60,8 +60,8 @@ def test_pins_stay_until_asked_and_update_moves_only_what_is_named(
     outdated = project.run("outdated")
     assert outdated.exit_code == 0
     header, *rows = [line.split() for line in outdated.stdout.splitlines()]
-    assert header == ["NAME", "LOCKED", "LATEST", "CHANGE"]
-    assert rows == [["api", "1.1.0", "1.2.0", "upgraded"], ["web", "1.1.0", "1.2.0", "upgraded"]]
+    assert header == ["NAME", "LOCKED", "LATEST", "AGE", "CHANGE"]
+    assert rows == [["api", "1.1.0", "1.2.0", "-", "upgraded"], ["web", "1.1.0", "1.2.0", "-", "upgraded"]]
     assert project.run("outdated", "--exit-code").exit_code == 1
 
     before_web = locked(project)["web"]
@@ -123,7 +123,7 @@ def test_a_rebuilt_tag_is_shown_as_a_rebuild(project: Project, registry: Registr
     second = push(registry, web, "stable", salt="second")
 
     outdated = project.run("outdated")
-    assert outdated.stdout.split()[4:] == ["web", "stable", "stable", "rebuilt"]
+    assert outdated.stdout.split()[5:] == ["web", "stable", "stable", "-", "rebuilt"]
     result = project.run("update")
     assert result.stdout == f"web  stable rebuilt  {short(first.digest)} → {short(second.digest)}\n"
     assert locked(project)["web"]["digest"] == second.digest
