@@ -44,7 +44,7 @@ _KEYLESS_KEYS = frozenset({"method", "issuer", "identity", "identity-regexp", "t
 _NOTATION_KEYS = frozenset({"method", "trust-store", "identities"})
 _CONTENT_TRUST_KEYS = frozenset({"method", "server", "ca-cert"})
 _METHODS = ("cosign", "cosign-keyless", "notation", "content-trust")
-_REGISTRY_KEYS = frozenset({"insecure", "ca-cert", "concurrency", "timeout"})
+_REGISTRY_KEYS = frozenset({"insecure", "ca-cert", "concurrency", "timeout", "tag-api"})
 _IMAGE_KEYS = (
     frozenset(
         {
@@ -73,6 +73,7 @@ class RegistrySettings:
     ca_cert: Path | None = None
     concurrency: int | None = None  # requests in flight at once; None: the client's default
     timeout: float | None = None  # seconds per request; None: the client's default
+    tag_api: str | None = None  # host of a Docker-Hub-shaped tag API dating this registry's tags
 
 
 @dataclass(frozen=True)
@@ -358,9 +359,12 @@ class _ConfigParser:
                 not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 3600
             ):
                 raise self.error(where, "key 'timeout': expected seconds, a number above 0 and at most 3600")
+            tag_api = settings.get("tag-api")
+            if tag_api is not None and not is_valid_registry_host(self.string(where, "tag-api", tag_api)):
+                raise self.error(where, "key 'tag-api': invalid host (expected host[:port], as in \"hub.docker.com\")")
             normalised = parse_reference(f"{host}/x").repository.registry
             registries[normalised] = RegistrySettings(
-                insecure, ca_cert, concurrency, float(timeout) if timeout is not None else None
+                insecure, ca_cert, concurrency, float(timeout) if timeout is not None else None, tag_api
             )
         return registries
 

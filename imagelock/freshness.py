@@ -113,7 +113,7 @@ async def image_created(
 ) -> datetime | None:
     """When the image was made: the manifest's or index's ``created`` annotation, else its config's ``created``
     (for an index, the newest among the configs of ``platforms``, or of every platform when none is required)."""
-    annotated = _time_in(_document(manifest.body).get("annotations"), CREATED_ANNOTATION)
+    annotated = time_in(_document(manifest.body).get("annotations"), CREATED_ANNOTATION)
     if annotated is not None:
         return annotated
     if not manifest.is_index:
@@ -133,7 +133,7 @@ async def _config_created(reader: ImageReader, repository: Repository, manifest:
     if manifest.config is None:
         return None
     body = await reader.get_blob(repository, manifest.config.digest, max_bytes=MAX_CONFIG_BYTES)
-    return _time_in(_document(body), "created")
+    return time_in(_document(body), "created")
 
 
 def _document(body: bytes) -> dict[str, Any]:
@@ -144,7 +144,7 @@ def _document(body: bytes) -> dict[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
-def _time_in(table: object, key: str) -> datetime | None:
+def time_in(table: object, key: str) -> datetime | None:
     """A time a registry's JSON gives; a missing or malformed one is no time (never an error)."""
     value = table.get(key) if isinstance(table, dict) else None
     if not isinstance(value, str):

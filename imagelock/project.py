@@ -708,6 +708,7 @@ def _host_settings(registry: RegistrySettings) -> HostSettings:
         ca_cert=registry.ca_cert,
         concurrency=registry.concurrency or defaults.concurrency,
         timeout=registry.timeout or defaults.timeout,
+        tag_api=registry.tag_api,
     )
 
 

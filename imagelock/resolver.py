@@ -114,7 +114,7 @@ async def resolve_image(
                 f"[images.{spec.name}]: {spec.repository}:{spec.tag} lacks required platform(s) {', '.join(missing)}"
                 f" (it offers {', '.join(sorted(pin.platforms)) or 'none'})"
             )
-        made = await _made_at(spec, pin, client) if timed or spec.freshness.active else None
+        made = await _made_at(spec, spec.tag, pin, client) if timed or spec.freshness.active else None
         too_new = spec.freshness.verdict(made, now)
         if too_new is not None:
             if previous is not None and (previous.image, previous.tag) == (str(spec.repository), spec.tag):
@@ -144,7 +144,7 @@ async def resolve_image(
             lacking.append((candidate.tag, missing))
             skipped.append(Skip(candidate.tag, f"missing {', '.join(missing)}"))
             continue
-        made = await _made_at(spec, pin, client) if timed or spec.freshness.active else None
+        made = await _made_at(spec, candidate.tag, pin, client) if timed or spec.freshness.active else None
         too_new = spec.freshness.verdict(made, now)
         if too_new is not None:
             held.append((candidate.tag, too_new))
@@ -189,9 +189,12 @@ async def resolve_image(
     raise ResolutionError(f"[images.{spec.name}]: {_no_match_reason(spec, spec.matcher, tags, lacking)}")
 
 
-async def _made_at(spec: ImageSpec, pin: _Pin, client: RegistryClient) -> datetime | None:
+async def _made_at(spec: ImageSpec, tag: str, pin: _Pin, client: RegistryClient) -> datetime | None:
+    """The image's own time (annotation, config), else the registry's tag API's (docs/selection.md)."""
     manifest = await client.get_manifest(spec.repository, pin.digest)
-    return await image_created(client, spec.repository, manifest, [str(platform) for platform in spec.platforms])
+    platforms = [str(platform) for platform in spec.platforms]
+    made = await image_created(client, spec.repository, manifest, platforms)
+    return made if made is not None else await client.tag_pushed(spec.repository, tag)
 
 
 def _held_back_reason(spec: ImageSpec, verdict: str) -> str:
@@ -266,7 +269,7 @@ async def explain(
     if spec.tag is not None:
         pin = await _pin(spec, spec.tag, client, None)
         missing = _missing(spec, pin.platforms)
-        made_at = await _made_at(spec, pin, client)
+        made_at = await _made_at(spec, spec.tag, pin, client)
         reason = (
             f"missing platform {', '.join(missing)}"
             if missing
@@ -291,7 +294,7 @@ async def explain(
         if missing:
             verdicts[candidate.tag] = f"missing platform {', '.join(missing)}"
             continue
-        made[candidate.tag] = await _made_at(spec, pin, client)
+        made[candidate.tag] = await _made_at(spec, candidate.tag, pin, client)
         too_new = spec.freshness.verdict(made[candidate.tag], now)
         if too_new is not None:
             verdicts[candidate.tag] = too_new

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import Project, Registry
+from tests.support.docker_hub import docker_hub_tags
 from tests.support.registry import PushedImage
 from tests.test_lock import locked
 
@@ -306,3 +307,43 @@ def test_outdated_shows_the_age_of_the_newest_allowed_tag(project: Project, empt
     (change,) = json.loads(project.run("outdated", "--json").stdout)["outdated"]
     assert (change["new"]["tag"], change["age"]) == ("1.1.0", "1w")
     assert datetime.fromisoformat(change["made"]) < datetime.now(UTC) - timedelta(days=8)
+
+
+def test_a_registry_tag_api_dates_images_that_carry_no_time(project: Project, empty_registry: Registry) -> None:
+    repository = "fresh/undated"
+    for tag in ("1.0.0", "1.1.0", "1.2.0"):
+        empty_registry.seeder.push_image(repository, tag, ("linux/amd64",))  # no annotation, no config time
+    with docker_hub_tags() as hub:
+        hub.pushed = {f"{repository}:1.0.0": ago(days=40), f"{repository}:1.1.0": ago(days=3)}
+        project.write(
+            f'[registries."{empty_registry.host}"]\ntag-api = "{hub.host}"\n'
+            + spec(empty_registry, repository, 'min-age = "7d"\n')
+        )
+        result = project.run("lock")
+        assert result.exit_code == 0, result.stderr
+        assert locked(project)["app"]["tag"] == "1.0.0"
+        verdicts = {
+            line.split()[0]: line.split(None, 1)[1] for line in project.run("why", "app").stdout.splitlines()[1:]
+        }
+        assert verdicts["1.2.0"] == 'time unknown (min-age-unknown = "skip")'  # the API does not know it: 404
+        assert verdicts["1.1.0"] == "too new: 3d old, min-age 7d"
+        assert "/v2/namespaces/fresh/repositories/undated/tags/1.1.0" in hub.asked
+
+
+def test_the_tag_api_is_asked_only_when_the_image_has_no_time(project: Project, empty_registry: Registry) -> None:
+    repository = "fresh/dated"
+    empty_registry.seeder.push_image(repository, "1.0.0", ("linux/amd64",), created=ago(days=30))
+    with docker_hub_tags() as hub:
+        project.write(
+            f'[registries."{empty_registry.host}"]\ntag-api = "{hub.host}"\n'
+            + spec(empty_registry, repository, 'min-age = "7d"\n')
+        )
+        assert project.run("lock").exit_code == 0
+        assert hub.asked == []
+
+
+def test_a_bad_tag_api_host_is_an_input_error(project: Project) -> None:
+    project.write('[registries."example.com"]\ntag-api = "https://hub.docker.com/v2"\n')
+    result = project.run("lock")
+    assert result.exit_code == 2
+    assert "key 'tag-api': invalid host (expected host[:port], as in \"hub.docker.com\")" in result.stderr
