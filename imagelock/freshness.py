@@ -70,6 +70,13 @@ def tag_move_kind(followed: bool, old_platforms: Mapping[str, str], new_platform
     return "rebuilt" if followed else "tag moved"
 
 
+def chosen_words(freshness: Freshness, made: datetime | None) -> str:
+    """``why``'s verdict for the chosen tag, naming the rule that let a tag of unknown time through."""
+    if freshness.active and made is None:
+        return 'chosen (time unknown, min-age-unknown = "allow")'
+    return "chosen"
+
+
 def duration(text: str) -> timedelta:
     """``7d`` → 7 days; ValueError for anything but a positive whole number and one unit of m, h, d or w."""
     match = _DURATION.fullmatch(text)

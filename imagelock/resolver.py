@@ -13,7 +13,7 @@ from imagelock.concurrency import all_or_first_failure
 from imagelock.config import ImageSpec
 from imagelock.errors import ResolutionError
 from imagelock.events import Events, Silent
-from imagelock.freshness import image_created
+from imagelock.freshness import chosen_words, image_created
 from imagelock.lockfile import LockedImage
 from imagelock.registry import RegistryClient
 from imagelock.trust import SignatureError, Subject
@@ -302,6 +302,7 @@ async def explain(
         verdicts[candidate.tag] = await _signature_verdict(spec, candidate.tag, pin, client, previous, gate)
         if verdicts[candidate.tag] == "chosen":
             chosen = candidate
+            verdicts[candidate.tag] = chosen_words(spec.freshness, made[candidate.tag])
 
     readable = replace(matcher, variant=None, pattern=None)  # how a tag outside the variant or pattern reads
     versioned = order(reading for tag in tags if (reading := matcher.read(tag) or readable.read(tag)) is not None)

@@ -70,6 +70,8 @@ def test_an_unknown_time_is_allowed_only_when_asked(project: Project, empty_regi
     project.write(spec(empty_registry, aged, 'min-age = "1d"\nmin-age-unknown = "allow"\n'))
     assert project.run("lock").exit_code == 0
     assert locked(project)["app"]["tag"] == "1.3.0"
+    why = project.run("why", "app")
+    assert why.stdout.splitlines()[1].split(None, 1) == ["1.3.0", 'chosen (time unknown, min-age-unknown = "allow")']
 
 
 def test_the_created_annotation_comes_before_the_config_time(project: Project, empty_registry: Registry) -> None:
