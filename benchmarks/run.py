@@ -46,7 +46,7 @@ from tests.support.proxy import Proxy  # noqa: E402
 from tests.support.registry import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, RegistryServer  # noqa: E402
 from tests.support.registry import Seeder as ApiSeeder  # noqa: E402
 
-SCENARIOS = ("cold", "reference", "unchanged", "update", "verify", "skopeo", "scaling", "bomb", "noop")
+SCENARIOS = ("cold", "min-age", "reference", "unchanged", "update", "verify", "skopeo", "scaling", "bomb", "noop")
 SKOPEO = "/usr/bin/skopeo"
 TIME = "/usr/bin/time"
 REFERENCE = Path(__file__).resolve().parent / "reference.py"
@@ -178,13 +178,17 @@ class Seeder:
         self._source = self._source or repository
 
     def index(self, repository: str, tag: str) -> bytes:
-        """The multi-platform index a tag names; its annotation makes each digest distinct."""
+        """The multi-platform index a tag names; its annotation makes each digest distinct, and dates it
+        (``org.opencontainers.image.created``, as BuildKit writes it) for min-age."""
         return json.dumps(
             {
                 "schemaVersion": 2,
                 "mediaType": OCI_INDEX,
                 "manifests": self.children,
-                "annotations": {"org.opencontainers.image.ref.name": f"{repository}:{tag}"},
+                "annotations": {
+                    "org.opencontainers.image.ref.name": f"{repository}:{tag}",
+                    "org.opencontainers.image.created": "2024-01-01T00:00:00Z",
+                },
             }
         ).encode()
 
@@ -607,6 +611,11 @@ def run_benchmark(options: argparse.Namespace, root: Path) -> Bench:
         if scenarios & {"cold", "unchanged", "update", "verify"}:
             print("cold lock ...", file=sys.stderr)
             bench.cold("cold", f"1. cold lock, {label}", project, images)
+        if "min-age" in scenarios:
+            print("cold lock with min-age ...", file=sys.stderr)
+            aged = bench.images_project("min-age", images)
+            (aged / "images.toml").write_text('[defaults]\nmin-age = "7d"\n' + (aged / "images.toml").read_text())
+            bench.cold("min-age", f"1. cold lock with min-age, {label}", aged, images)
         if "reference" in scenarios:
             print("reference client ...", file=sys.stderr)
             bench.reference("reference", f"1. reference client, {label}", images)

@@ -28,6 +28,7 @@ from typer.core import TyperGroup
 from imagelock import __version__
 from imagelock._fastpath import remember
 from imagelock.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_REGISTRY, ImagelockError, InputError
+from imagelock.freshness import made_json
 from imagelock.lockfile import LockedImage
 from imagelock.project import Change, LockResult, Project
 from imagelock.relocation import parse_relocations
@@ -110,6 +111,12 @@ BundleOption = Annotated[
     Path | None,
     typer.Option("--bundle", help="Read the images from this bundle ('imagelock bundle'), offline: no registry."),
 ]
+ExcludeNewerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--exclude-newer", metavar="TIME", help="Resolve as of this RFC 3339 time: later images do not exist."
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a machine-readable report (see docs/commands.md).")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print what would change; write nothing.")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="List unchanged images too.")]
@@ -130,7 +137,15 @@ class ExportFormat(StrEnum):
     json = "json"
 
 
-STYLES = {"upgraded": "green", "added": "green", "downgraded": "red", "removed": "red", "rebuilt": "yellow"}
+STYLES = {
+    "upgraded": "green",
+    "added": "green",
+    "downgraded": "red",
+    "removed": "red",
+    "rebuilt": "yellow",
+    "tag moved": "red",
+    "re-indexed": "yellow",
+}
 
 
 class TerminalEvents:
@@ -270,8 +285,8 @@ def _change_kind_text(change: Change) -> Text:
     assert new is not None
     if change.kind == "unchanged":
         return Text(f"{new.tag} unchanged", style="dim")
-    if change.kind == "rebuilt":
-        return Text.assemble(f"{new.tag} ", ("rebuilt", style), f"  {_short(old.digest)} → {_short(new.digest)}")
+    if change.kind in ("rebuilt", "tag moved", "re-indexed"):
+        return Text.assemble(f"{new.tag} ", (change.kind, style), f"  {_short(old.digest)} → {_short(new.digest)}")
     if old.image != new.image:
         return Text(f"{old.image}:{old.tag} → {new.image}:{new.tag}", style=style)
     text = Text.assemble(f"{old.tag} → ", (new.tag, style))
@@ -312,7 +327,8 @@ def _report_lock(result: LockResult, lock_path: Path, *, dry_run: bool, verbose:
             }
         )
     else:
-        shown = result.changes if verbose else result.changed
+        held_back = [change for change in result.changes if change.kind == "unchanged" and change.held_back]
+        shown = result.changes if verbose else sorted([*result.changed, *held_back], key=lambda change: change.name)
         _print_rows([[Text(change.name, style="bold"), _change_text(change)] for change in shown])
     if result.merged is not None:
         again = ", ".join(result.merged.disputed) or "none"
@@ -378,6 +394,7 @@ def lock_command(
     as_json: JsonOption = False,
     db: DbOption = None,
     osv_url: OsvUrlOption = None,
+    exclude_newer: ExcludeNewerOption = None,
 ) -> None:
     """Resolve images.toml into images.lock. Entries whose spec is unchanged keep their pins."""
     started = time.time_ns()
@@ -389,6 +406,7 @@ def lock_command(
         lambda project: project.lock(upgrade=selection, dry_run=dry_run),
         vulnerability_db=db,
         osv_url=osv_url,
+        exclude_newer=exclude_newer,
     )
     project = Project.at(config, lockfile)
     summary = _report_lock(result, project.lock_path, dry_run=dry_run, verbose=verbose, as_json=as_json)
@@ -409,6 +427,7 @@ def update_command(
     as_json: JsonOption = False,
     db: DbOption = None,
     osv_url: OsvUrlOption = None,
+    exclude_newer: ExcludeNewerOption = None,
 ) -> None:
     """Move pins forward: re-resolve all images, or only NAMES, to the newest tags their specs allow."""
     selection: bool | list[str] = list(names) if names else True
@@ -419,6 +438,7 @@ def update_command(
         lambda project: project.lock(upgrade=selection, dry_run=dry_run),
         vulnerability_db=db,
         osv_url=osv_url,
+        exclude_newer=exclude_newer,
     )
     _report_lock(result, Project.at(config, lockfile).lock_path, dry_run=dry_run, verbose=verbose, as_json=as_json)
 
@@ -460,18 +480,21 @@ def outdated_command(
     lockfile: LockfileOption = None,
     exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when something is outdated.")] = False,
     as_json: JsonOption = False,
+    exclude_newer: ExcludeNewerOption = None,
 ) -> None:
     """List images an update would move (online, read-only)."""
-    changes = _run(context, config, lockfile, lambda project: project.outdated())
+    changes = _run(context, config, lockfile, lambda project: project.outdated(), exclude_newer=exclude_newer)
     if as_json:
-        _print_json({"outdated": [_change_json(change) for change in changes]})
+        _print_json({"outdated": [{**_change_json(change), **made_json(change.made)} for change in changes]})
     elif changes:
-        rows: list[list[Text | str]] = [[Text(h, style="bold") for h in ("NAME", "LOCKED", "LATEST", "CHANGE")]]
+        headings = ("NAME", "LOCKED", "LATEST", "AGE", "CHANGE")
+        rows: list[list[Text | str]] = [[Text(h, style="bold") for h in headings]]
         for change in changes:
             locked = change.old.tag if change.old is not None else "-"
             latest = change.new.tag if change.new is not None else "-"
+            age = made_json(change.made)["age"] or "-"
             kind = "not locked" if change.kind == "added" else change.kind
-            rows.append([change.name, locked, latest, Text(kind, style=STYLES.get(change.kind, ""))])
+            rows.append([change.name, locked, latest, age, Text(kind, style=STYLES.get(change.kind, ""))])
         _print_rows(rows)
     else:
         typer.echo("every image is up to date")
@@ -488,13 +511,22 @@ def why_command(
     as_json: JsonOption = False,
     db: DbOption = None,
     osv_url: OsvUrlOption = None,
+    exclude_newer: ExcludeNewerOption = None,
 ) -> None:
     """Why NAME resolves to the tag it does: every tag considered, newest first, with its verdict."""
     explanation = _run(
-        context, config, lockfile, lambda project: project.why(name), vulnerability_db=db, osv_url=osv_url
+        context,
+        config,
+        lockfile,
+        lambda project: project.why(name),
+        vulnerability_db=db,
+        osv_url=osv_url,
+        exclude_newer=exclude_newer,
     )
     if as_json:
-        tags = [{"tag": t.tag, "version": t.version, "verdict": t.verdict} for t in explanation.tags]
+        tags = [
+            {"tag": t.tag, "version": t.version, "verdict": t.verdict, **made_json(t.made)} for t in explanation.tags
+        ]
         document: dict[str, object] = {"name": explanation.name, "image": explanation.image, "tags": tags}
         document |= {"chosen": explanation.chosen, "chosen_digest": explanation.chosen_digest}
         _print_json({**document, "locked": _entry_json(explanation.locked), "hint": explanation.hint})
@@ -533,12 +565,18 @@ def verify_command(
     results = _run(context, config, lockfile, lambda project: project.verify(bundle=bundle))
     failed = [result for result in results if not result.ok]
     if as_json:
-        images = [{"name": r.name, "reference": r.reference, "ok": r.ok, "problems": list(r.problems)} for r in results]
+        images = [
+            {"name": r.name, "reference": r.reference, "ok": r.ok, "problems": list(r.problems), "notes": list(r.notes)}
+            for r in results
+        ]
         _print_json({"ok": not failed, "images": images})
     else:
         _print_rows(
             [
-                [Text(r.name, style="bold"), Text("ok", style="green") if r.ok else Text("; ".join(r.problems), "red")]
+                [
+                    Text(r.name, style="bold"),
+                    Text("; ".join(["ok", *r.notes]), style="green") if r.ok else Text("; ".join(r.problems), "red"),
+                ]
                 for r in results
             ]
         )

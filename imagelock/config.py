@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from packaging.version import Version
 
 from imagelock.audit.policy import FAIL_ON_LEVELS, AuditPolicy
 from imagelock.errors import InputError
+from imagelock.freshness import TAG_MOVE_RULES, UNKNOWN_RULES, Freshness, duration, parse_time
 from imagelock.lockfile import read_at_most
 from imagelock.platforms import Platform, parse_declared_platform
 from imagelock.reference import Repository, is_valid_registry_host, is_valid_tag, parse_reference
@@ -35,7 +37,8 @@ CONFIG_VERSION = 1
 MAX_FILE_BYTES = 16 << 20  # far beyond any real images.toml or lock; refuses runaway or wrong files quickly
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _TOP_LEVEL_KEYS = frozenset({"version", "defaults", "registries", "policies", "images"})
-_DEFAULTS_KEYS = frozenset({"platforms", "verify", "audit"})
+_FRESHNESS_KEYS = frozenset({"min-age", "min-age-unknown", "exclude-newer", "on-tag-move"})
+_DEFAULTS_KEYS = frozenset({"platforms", "verify", "audit"}) | _FRESHNESS_KEYS
 _AUDIT_KEYS = frozenset({"fail-on", "ignore", "gate"})
 _COSIGN_KEYS = frozenset({"method", "key", "keys", "match-repository", "rekor-key", "provenance"})
 _KEYLESS_KEYS = frozenset({"method", "issuer", "identity", "identity-regexp", "trusted-root", "provenance"})
@@ -43,21 +46,24 @@ _PROVENANCE_KEYS = frozenset({"predicate-type", "builder-id", "builder-id-regexp
 _NOTATION_KEYS = frozenset({"method", "trust-store", "identities"})
 _CONTENT_TRUST_KEYS = frozenset({"method", "server", "ca-cert"})
 _METHODS = ("cosign", "cosign-keyless", "notation", "content-trust")
-_REGISTRY_KEYS = frozenset({"insecure", "ca-cert", "concurrency", "timeout"})
-_IMAGE_KEYS = frozenset(
-    {
-        "image",
-        "version",
-        "tag",
-        "variant",
-        "tag-pattern",
-        "prereleases",
-        "exclude",
-        "order",
-        "platforms",
-        "verify",
-        "audit",
-    }
+_REGISTRY_KEYS = frozenset({"insecure", "ca-cert", "concurrency", "timeout", "tag-api"})
+_IMAGE_KEYS = (
+    frozenset(
+        {
+            "image",
+            "version",
+            "tag",
+            "variant",
+            "tag-pattern",
+            "prereleases",
+            "exclude",
+            "order",
+            "platforms",
+            "verify",
+            "audit",
+        }
+    )
+    | _FRESHNESS_KEYS
 )
 
 
@@ -69,6 +75,7 @@ class RegistrySettings:
     ca_cert: Path | None = None
     concurrency: int | None = None  # requests in flight at once; None: the client's default
     timeout: float | None = None  # seconds per request; None: the client's default
+    tag_api: str | None = None  # host of a Docker-Hub-shaped tag API dating this registry's tags
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,8 @@ class ImageSpec:
     matcher: TagMatcher | None = None
     policy: TrustPolicy | None = None  # the signature an image must carry; None: none required
     audit: AuditPolicy | None = field(default_factory=AuditPolicy)  # None: ``audit = false``, the image is not audited
+    freshness: Freshness = field(default_factory=Freshness)  # min-age and exclude-newer
+    on_tag_move: str = "warn"  # a version's tag re-pushed under the pin: "warn" or "fail" (not in the spec hash)
 
     def canonical(self) -> dict[str, Any]:
         """The resolution-relevant content, in a canonical form (the basis of the spec hash)."""
@@ -105,6 +114,7 @@ class ImageSpec:
             content["verify"] = self.policy.canonical()
         if self.audit is not None and self.audit.gate:
             content["audit-gate"] = self.audit.canonical()
+        content.update(self.freshness.canonical())  # absent when unset: older specs' hashes, and locks, stay valid
         return content
 
     def constraint_clauses(self) -> tuple[tuple[str, str], ...]:
@@ -126,6 +136,7 @@ class ImageSpec:
                 clauses.append(("order", matcher.order))
         if self.platforms:
             clauses.append(("platforms", " ".join(str(platform) for platform in self.platforms)))
+        clauses += self.freshness.canonical().items()
         if self.matcher is not None and self.matcher.pattern is not None:
             clauses.append(("tag-pattern", self.matcher.pattern.pattern))  # last: a regex may hold ", "
         return tuple(clauses)
@@ -150,6 +161,14 @@ class Config:
     images: Mapping[str, ImageSpec]
     registries: Mapping[str, RegistrySettings] = field(default_factory=dict)
     files: tuple[Path, ...] = ()  # the other files it names (keys, certificates), which its meaning depends on
+
+    def excluding_newer(self, moment: datetime) -> Config:
+        """Every entry resolved as of ``moment`` (``--exclude-newer``), whatever its own ``exclude-newer`` says."""
+        images = {
+            name: replace(spec, freshness=replace(spec.freshness, exclude_newer=moment))
+            for name, spec in self.images.items()
+        }
+        return replace(self, images=images)
 
     @property
     def inputs_hash(self) -> str:
@@ -276,6 +295,8 @@ class _ConfigParser:
         }
         self.default_policy = self.verify_setting("[defaults]", "defaults", defaults.get("verify", False), None)
         self.default_audit = self.audit_setting("[defaults.audit]", defaults.get("audit"), AuditPolicy())
+        self.default_freshness = self.freshness("[defaults]", defaults, Freshness())
+        self.default_on_tag_move = self.on_tag_move("[defaults]", defaults, "warn")
         registries = self.registries(self.table("[registries]", document.get("registries", {})))
         images_table = self.table("[images]", document.get("images", {}))
         images: dict[str, ImageSpec] = {}
@@ -348,9 +369,12 @@ class _ConfigParser:
                 not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 3600
             ):
                 raise self.error(where, "key 'timeout': expected seconds, a number above 0 and at most 3600")
+            tag_api = settings.get("tag-api")
+            if tag_api is not None and not is_valid_registry_host(self.string(where, "tag-api", tag_api)):
+                raise self.error(where, "key 'tag-api': invalid host (expected host[:port], as in \"hub.docker.com\")")
             normalised = parse_reference(f"{host}/x").repository.registry
             registries[normalised] = RegistrySettings(
-                insecure, ca_cert, concurrency, float(timeout) if timeout is not None else None
+                insecure, ca_cert, concurrency, float(timeout) if timeout is not None else None, tag_api
             )
         return registries
 
@@ -376,6 +400,8 @@ class _ConfigParser:
         policy = self.verify_setting(where, f"images.{name}", entry.get("verify"), self.default_policy)
         self.check_policy_applies(where, reference.repository, policy)
         audit = self.audit_setting(f"[images.{name}.audit]", entry.get("audit"), self.default_audit)
+        freshness = self.freshness(where, entry, self.default_freshness)
+        on_tag_move = self.on_tag_move(where, entry, self.default_on_tag_move)
         has = {key for key in ("version", "tag", "tag-pattern") if key in entry}
         if not has:
             raise self.error(where, "needs one of 'version', 'tag' or 'tag-pattern'")
@@ -390,9 +416,59 @@ class _ConfigParser:
             tag = self.string(where, "tag", entry["tag"])
             if not is_valid_tag(tag):
                 raise self.error(where, f"key 'tag': invalid tag {tag!r}")
-            return ImageSpec(name, reference.repository, platforms, tag=tag, policy=policy, audit=audit)
+            return ImageSpec(
+                name,
+                reference.repository,
+                platforms,
+                tag=tag,
+                policy=policy,
+                audit=audit,
+                freshness=freshness,
+                on_tag_move=on_tag_move,
+            )
         matcher = self.matcher(where, entry)
-        return ImageSpec(name, reference.repository, platforms, matcher=matcher, policy=policy, audit=audit)
+        return ImageSpec(
+            name,
+            reference.repository,
+            platforms,
+            matcher=matcher,
+            policy=policy,
+            audit=audit,
+            freshness=freshness,
+            on_tag_move=on_tag_move,
+        )
+
+    def on_tag_move(self, where: str, table: Mapping[str, Any], default: str) -> str:
+        if "on-tag-move" not in table:
+            return default
+        rule = self.string(where, "on-tag-move", table["on-tag-move"])
+        if rule not in TAG_MOVE_RULES:
+            raise self.error(where, f'key \'on-tag-move\': expected "warn" or "fail", got {rule!r}')
+        return rule
+
+    def freshness(self, where: str, table: Mapping[str, Any], default: Freshness) -> Freshness:
+        """``min-age``, ``min-age-unknown`` and ``exclude-newer``, each overriding the default's one."""
+        min_age, unknown, exclude_newer = default.min_age, default.unknown, default.exclude_newer
+        if "min-age" in table:
+            min_age = self.string(where, "min-age", table["min-age"])
+            try:
+                duration(min_age)
+            except ValueError as error:
+                raise self.error(where, f"key 'min-age': {error}") from None
+        if "min-age-unknown" in table:
+            unknown = self.string(where, "min-age-unknown", table["min-age-unknown"])
+            if unknown not in UNKNOWN_RULES:
+                raise self.error(where, f'key \'min-age-unknown\': expected "skip" or "allow", got {unknown!r}')
+        if "exclude-newer" in table:
+            value = table["exclude-newer"]
+            if isinstance(value, datetime) and value.tzinfo is not None:  # a TOML offset date-time
+                exclude_newer = value.astimezone(UTC)
+            else:
+                try:
+                    exclude_newer = parse_time(self.string(where, "exclude-newer", value))
+                except ValueError as error:
+                    raise self.error(where, f"key 'exclude-newer': {error}") from None
+        return Freshness(min_age, unknown, exclude_newer)
 
     def audit_setting(self, where: str, value: object, default: AuditPolicy | None) -> AuditPolicy | None:
         """``audit``: a table whose keys override the defaults' one by one, or false; absent means the default."""
@@ -630,6 +706,8 @@ class _ConfigParser:
             tag=reference.tag,
             policy=self.default_policy,
             audit=self.default_audit,
+            freshness=self.default_freshness,
+            on_tag_move=self.default_on_tag_move,
         )
 
 

@@ -41,6 +41,12 @@ class ResolutionError(ImagelockError):
     exit_code = EXIT_CHECK_FAILED
 
 
+class TagMovedError(ImagelockError):
+    """A tag chosen as a version now names another digest, under ``on-tag-move = "fail"`` (exit 1)."""
+
+    exit_code = EXIT_CHECK_FAILED
+
+
 class RegistryError(ImagelockError):
     """The registry or the network failed, or answered something that cannot be trusted (exit 3)."""
 

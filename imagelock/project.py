@@ -12,14 +12,16 @@ import shlex
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from packaging.specifiers import SpecifierSet
 
 from imagelock.config import Config, ImageSpec, RegistrySettings, constraint_changes, load_config, parse_config
-from imagelock.errors import InputError, did_you_mean
+from imagelock.errors import InputError, TagMovedError, did_you_mean
 from imagelock.events import Events, Silent
+from imagelock.freshness import format_time, parse_time, tag_move_kind
 from imagelock.lockfile import Lock, LockedImage, MergedConflict, exclusive, read_lock, read_lock_merging, write_atomic
 from imagelock.versions import TagMatcher
 
@@ -42,13 +44,20 @@ DEFAULT_LOCKFILE = "images.lock"
 
 @dataclass(frozen=True)
 class Change:
-    """How one entry of the lock changes: added, removed, upgraded, downgraded, changed, rebuilt, unchanged."""
+    """How one entry of the lock changes: added, removed, upgraded, downgraded, changed, rebuilt, tag moved,
+    re-indexed, unchanged (docs/selection.md, "Tags that move")."""
 
     name: str
     kind: str
     old: LockedImage | None
     new: LockedImage | None
     skipped: str | None = None  # newer candidates passed over when resolving: "2 newer skipped: missing linux/s390x"
+    made: datetime | None = None  # when the new entry's image was made, when resolving looked (outdated)
+
+    @property
+    def held_back(self) -> bool:
+        """A followed tag moved to a digest the freshness rules refuse, and the old pin was kept."""
+        return self.skipped is not None and self.skipped.startswith("held back")
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,7 @@ class Project:
     vulnerability_db: Path | None = None  # OSV records offline; None: the OSV API
     osv_url: str | None = None  # the OSV API's address, when not api.osv.dev
     cache: Path | None = None  # where layer inventories are kept; None: the user's cache directory
+    exclude_newer: str | None = None  # --exclude-newer: an RFC 3339 time every entry resolves as of
 
     @classmethod
     def at(cls, config_path: Path, lock_path: Path | None = None, **options: object) -> Project:
@@ -94,16 +104,41 @@ class Project:
         git conflict markers is merged first; the entries its two sides dispute are resolved again.
         """
         with self._writing(dry_run):
-            config = load_config(self.config_path)
+            config = self._resolution_config()
             existing, merged = read_lock_merging(self.lock_path)
             if merged is not None and upgrade is not True:  # the entries a merged conflict disputes: resolved again
                 upgrade = {*(upgrade or ()), *(name for name in merged.disputed if name in config.images)}
             result = replace(self._resolve_lock(config, existing, upgrade), merged=merged)
+            self._check_tag_moves(config, result.changes)
             if dry_run:
                 return replace(result, written=False)
             if result.written:
                 write_atomic(self.lock_path, result.lock.dumps())
             return result
+
+    def _resolution_config(self) -> Config:
+        """images.toml, with ``--exclude-newer`` (when given) in every entry in place of its own."""
+        config = load_config(self.config_path)
+        if self.exclude_newer is None:
+            return config
+        try:
+            moment = parse_time(self.exclude_newer)
+        except ValueError as error:
+            raise InputError(f"--exclude-newer: {error}") from None
+        return config.excluding_newer(moment)
+
+    def _check_tag_moves(self, config: Config, changes: Sequence[Change]) -> None:
+        """Warn of every tag chosen as a version that now names another digest; fail under ``on-tag-move = "fail"``."""
+        moved = [change for change in changes if change.kind == "tag moved"]
+        for change in moved:
+            self.events.warning(f"[images.{change.name}]: {_moved_words(change)}")
+        refused = [change for change in moved if config.images[change.name].on_tag_move == "fail"]
+        if refused:
+            first = refused[0]
+            raise TagMovedError(
+                f'[images.{first.name}]: {_moved_words(first)} (on-tag-move = "fail");'
+                f" {len(refused)} moved tag(s), {self.lock_path} not changed"
+            )
 
     def _writing(self, dry_run: bool = False) -> AbstractContextManager[None]:
         """One writing run per project directory at a time (a read-only run does not wait)."""
@@ -114,7 +149,9 @@ class Project:
     def _existing(self) -> Lock | None:
         return read_lock(self.lock_path)
 
-    def _resolve_lock(self, config: Config, existing: Lock | None, upgrade: bool | Collection[str]) -> LockResult:
+    def _resolve_lock(
+        self, config: Config, existing: Lock | None, upgrade: bool | Collection[str], *, timed: bool = False
+    ) -> LockResult:
         locked = dict(existing.images) if existing is not None else {}
         upgrading = set(config.images) if upgrade is True else set(upgrade or ())
         unknown = sorted(upgrading - set(config.images))
@@ -136,12 +173,16 @@ class Project:
             gate = (
                 self._audit_gate() if any(spec.audit is not None and spec.audit.gate for spec in to_resolve) else None
             )
-            resolved = self._run(lambda client: resolve_all(to_resolve, client, locked, self.events, gate), config)
+            resolved = self._run(
+                lambda client: resolve_all(to_resolve, client, locked, self.events, gate, timed=timed), config
+            )
         new_images = {**kept, **{name: resolution.locked for name, resolution in resolved.items()}}
         source = os.path.relpath(self.config_path, self.lock_path.parent)
         new_lock = Lock(inputs=config.inputs_hash, images=new_images, command=self._command(), source=source)
         changes = tuple(
-            replace(change, skipped=resolved[change.name].skipped_summary) if change.name in resolved else change
+            replace(change, skipped=resolved[change.name].skipped_summary, made=resolved[change.name].made)
+            if change.name in resolved
+            else change
             for change in changes_between(locked, new_lock.images, config)
         )
         current_text = _read_text(self.lock_path)
@@ -155,6 +196,8 @@ class Project:
             words += ["-c", os.path.relpath(self.config_path, base)]
         if self.lock_path.resolve() != self.config_path.resolve().with_name(DEFAULT_LOCKFILE):
             words += ["--lockfile", self.lock_path.name]
+        if self.exclude_newer is not None:
+            words += ["--exclude-newer", format_time(parse_time(self.exclude_newer))]
         return shlex.join(words)
 
     # -- read-only commands ----------------------------------------------------------------------
@@ -180,12 +223,12 @@ class Project:
 
     def outdated(self) -> list[Change]:
         """Entries an update would move: a newer allowed tag, or a followed tag that names a new digest."""
-        config = load_config(self.config_path)
-        result = self._resolve_lock(config, self._existing(), upgrade=True)
+        config = self._resolution_config()
+        result = self._resolve_lock(config, self._existing(), upgrade=True, timed=True)
         return [change for change in result.changed if change.kind != "removed"]
 
     def why(self, name: str) -> Explanation:
-        config = load_config(self.config_path)
+        config = self._resolution_config()
         spec = self._spec(config, name)
         existing = self._existing()
         previous = existing.images.get(name) if existing is not None else None
@@ -205,7 +248,7 @@ class Project:
             from imagelock.bundle import verify_bundle
 
             return self._with_bundle(bundle, lambda reader: verify_bundle(reader, entries, policies))
-        return self._run(lambda client: verify_all(entries, client, policies), config) if entries else []
+        return self._run(lambda client: verify_all(entries, client, policies, config.images), config) if entries else []
 
     def audit(
         self, names: Sequence[str] = (), *, fail_on: str | None = None, bundle: Path | None = None
@@ -632,12 +675,19 @@ def _kind(old: LockedImage | None, new: LockedImage | None, spec: ImageSpec | No
     if old.image != new.image:
         return "changed"
     if old.tag == new.tag:
-        return "unchanged" if old.digest == new.digest else "rebuilt"
+        followed = spec is None or spec.tag is not None
+        return "unchanged" if old.digest == new.digest else tag_move_kind(followed, old.platforms, new.platforms)
     matcher = spec.matcher if spec is not None and spec.matcher is not None else TagMatcher(SpecifierSet(""))
     before, after = matcher.read(old.tag), matcher.read(new.tag)
     if before is None or after is None:
         return "changed"
     return "upgraded" if after.rank > before.rank else "downgraded" if after.rank < before.rank else "changed"
+
+
+def _moved_words(change: Change) -> str:
+    assert change.old is not None
+    assert change.new is not None
+    return f"tag {change.new.tag} moved: {change.old.digest} → {change.new.digest}"
 
 
 def _notary_servers(config: Config) -> dict[str, Path | None]:
@@ -662,6 +712,7 @@ def _host_settings(registry: RegistrySettings) -> HostSettings:
         ca_cert=registry.ca_cert,
         concurrency=registry.concurrency or defaults.concurrency,
         timeout=registry.timeout or defaults.timeout,
+        tag_api=registry.tag_api,
     )
 
 

@@ -6,12 +6,14 @@ import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from imagelock import trust
 from imagelock.concurrency import each_settled
 from imagelock.config import ImageSpec
 from imagelock.errors import ResolutionError, raise_all
 from imagelock.events import Events, Silent
+from imagelock.freshness import chosen_words, image_created
 from imagelock.lockfile import LockedImage
 from imagelock.registry import RegistryClient
 from imagelock.trust import SignatureError, Subject, verdict_of
@@ -47,10 +49,14 @@ class Resolution:
 
     locked: LockedImage
     skipped: tuple[Skip, ...] = ()
+    held_back: str | None = None  # a followed tag's new digest not taken, and why: "held back: too new"
+    made: datetime | None = None  # when the locked image was made, when a freshness rule or the caller asked
 
     @property
     def skipped_summary(self) -> str | None:
         """``2 newer skipped: missing linux/s390x``, or None when the newest candidate was taken."""
+        if self.held_back is not None:
+            return self.held_back
         if not self.skipped:
             return None
         reasons = dict.fromkeys(skip.reason for skip in self.skipped)
@@ -63,21 +69,25 @@ async def resolve_all(
     previous: Mapping[str, LockedImage] | None = None,
     events: Events | None = None,
     gate: Gate | None = None,
+    now: datetime | None = None,
+    timed: bool = False,
 ) -> dict[str, Resolution]:
     """Resolve every spec concurrently; when any fails, every failure is raised, each naming its entry.
 
     ``previous`` holds the entries of the existing lock: a tag that still names the locked
-    digest is confirmed with a HEAD and needs no GET.
+    digest is confirmed with a HEAD and needs no GET. ``timed``: find when each image was made
+    even without a freshness rule (``outdated`` shows ages).
     """
     specs = list(specs)
     previous = previous or {}
     events = events or Silent()
+    now = now or datetime.now(UTC)
     slots = asyncio.Semaphore(MAX_CONCURRENT_IMAGES)
     events.started(len(specs))
 
     async def resolve_one(spec: ImageSpec) -> Resolution:
         async with slots:
-            resolution = await resolve_image(spec, client, previous.get(spec.name), events, gate)
+            resolution = await resolve_image(spec, client, previous.get(spec.name), events, gate, now, timed)
         events.resolved(spec.name)
         return resolution
 
@@ -92,8 +102,11 @@ async def resolve_image(
     previous: LockedImage | None = None,
     events: Events | None = None,
     gate: Gate | None = None,
+    now: datetime | None = None,
+    timed: bool = False,
 ) -> Resolution:
     events = events or Silent()
+    now = now or datetime.now(UTC)
     if spec.tag is not None:
         pin = await _pin(spec, spec.tag, client, previous)
         missing = _missing(spec, pin.platforms)
@@ -102,6 +115,14 @@ async def resolve_image(
                 f"[images.{spec.name}]: {spec.repository}:{spec.tag} lacks required platform(s) {', '.join(missing)}"
                 f" (it offers {', '.join(sorted(pin.platforms)) or 'none'})"
             )
+        made = await _made_at(spec, spec.tag, pin, client) if timed or spec.freshness.active else None
+        too_new = spec.freshness.verdict(made, now)
+        if too_new is not None:
+            if previous is not None and (previous.image, previous.tag) == (str(spec.repository), spec.tag):
+                kept = replace(previous, spec=spec.spec_hash, constraint=spec.constraint)
+                events.warning(f"[images.{spec.name}]: keeping the locked digest of tag {spec.tag}: {too_new}")
+                return Resolution(kept, held_back="held back: too new")
+            raise ResolutionError(f"[images.{spec.name}]: tag {spec.tag}: {too_new}")
         try:
             pin = await _verified(spec, spec.tag, pin, client, previous)
         except SignatureError as error:
@@ -109,19 +130,26 @@ async def resolve_image(
         refused = await gate(spec, spec.tag, pin.digest, pin.platforms, client) if gate is not None else None
         if refused is not None:
             raise ResolutionError(f"[images.{spec.name}]: tag {spec.tag}: {refused}")
-        return Resolution(_locked(spec, spec.tag, pin))
+        return Resolution(_locked(spec, spec.tag, pin), made=made)
     assert spec.matcher is not None
     tags = await client.list_tags(spec.repository)
     skipped: list[Skip] = []
     lacking: list[tuple[str, list[str]]] = []
     unsigned: list[tuple[str, str]] = []
     refusals: list[tuple[str, str]] = []
+    held: list[tuple[str, str]] = []
     for candidate in candidates(tags, spec.matcher):
         pin = await _pin(spec, candidate.tag, client, previous)
         missing = _missing(spec, pin.platforms)
         if missing:
             lacking.append((candidate.tag, missing))
             skipped.append(Skip(candidate.tag, f"missing {', '.join(missing)}"))
+            continue
+        made = await _made_at(spec, candidate.tag, pin, client) if timed or spec.freshness.active else None
+        too_new = spec.freshness.verdict(made, now)
+        if too_new is not None:
+            held.append((candidate.tag, too_new))
+            skipped.append(Skip(candidate.tag, _held_back_reason(spec, too_new)))
             continue
         try:
             pin = await _verified(spec, candidate.tag, pin, client, previous)
@@ -139,7 +167,7 @@ async def resolve_image(
         hint = exact_release_hint(spec.matcher, tags)
         if hint is not None:
             events.warning(f"[images.{spec.name}]: {hint}")
-        return Resolution(_locked(spec, candidate.tag, pin), tuple(skipped))
+        return Resolution(_locked(spec, candidate.tag, pin), tuple(skipped), made=made)
     if refusals:
         tag, reason = refusals[0]
         raise ResolutionError(
@@ -153,7 +181,30 @@ async def resolve_image(
             f"[images.{spec.name}]: no tag of {spec.repository} matching the spec has a valid signature under"
             f" policy {policy!r} ({len(unsigned)} skipped; newest {tag}: {reason})"
         )
+    if held:
+        tag, reason = held[0]
+        raise ResolutionError(
+            f"[images.{spec.name}]: no tag of {spec.repository} matching the spec is old enough"
+            f" ({len(held)} held back; newest {tag}: {reason})"
+        )
     raise ResolutionError(f"[images.{spec.name}]: {_no_match_reason(spec, spec.matcher, tags, lacking)}")
+
+
+async def _made_at(spec: ImageSpec, tag: str, pin: _Pin, client: RegistryClient) -> datetime | None:
+    """The image's own time (annotation, config), else the registry's tag API's (docs/selection.md)."""
+    manifest = await client.get_manifest(spec.repository, pin.digest)
+    platforms = [str(platform) for platform in spec.platforms]
+    made = await image_created(client, spec.repository, manifest, platforms)
+    return made if made is not None else await client.tag_pushed(spec.repository, tag)
+
+
+def _held_back_reason(spec: ImageSpec, verdict: str) -> str:
+    """The short reason in the lock's line: one per rule, so that the summary stays one line."""
+    if verdict.startswith("too new"):
+        return f"held back as too new (min-age {spec.freshness.min_age})"
+    if verdict.startswith("made after"):
+        return "held back by exclude-newer"
+    return "time unknown"
 
 
 async def _verified(spec: ImageSpec, tag: str, pin: _Pin, client: RegistryClient, previous: LockedImage | None) -> _Pin:
@@ -190,6 +241,7 @@ class TagVerdict:
     # captured text is not a version, pre-release, outside spec, not a version
     verdict: str
     version: str | None = None
+    made: datetime | None = None  # when the image was made, for the tags examined (the newest up to the chosen one)
 
 
 @dataclass(frozen=True)
@@ -221,22 +273,29 @@ _LOST = frozenset({"older", "same version", "same version, less specific"})
 
 
 async def explain(
-    spec: ImageSpec, client: RegistryClient, previous: LockedImage | None = None, gate: Gate | None = None
+    spec: ImageSpec,
+    client: RegistryClient,
+    previous: LockedImage | None = None,
+    gate: Gate | None = None,
+    now: datetime | None = None,
 ) -> Explanation:
     """Every tag considered for ``spec``, newest first, with its verdict; fetches only what selection would.
 
     ``previous`` is the entry in the existing lock: its tag is marked ``locked`` in the list, and its
     evidence pins trust-on-first-use roots.
     """
+    now = now or datetime.now(UTC)
     if spec.tag is not None:
         pin = await _pin(spec, spec.tag, client, None)
         missing = _missing(spec, pin.platforms)
+        made_at = await _made_at(spec, spec.tag, pin, client)
         reason = (
             f"missing platform {', '.join(missing)}"
             if missing
-            else await _signature_verdict(spec, spec.tag, pin, client, previous, gate)
+            else spec.freshness.verdict(made_at, now)
+            or await _signature_verdict(spec, spec.tag, pin, client, previous, gate)
         )
-        verdict = _marked(TagVerdict(spec.tag, reason), spec, previous)
+        verdict = _marked(TagVerdict(spec.tag, reason, made=made_at), spec, previous)
         if reason != "chosen":
             return Explanation(spec.name, str(spec.repository), None, (verdict,), locked=previous)
         return Explanation(spec.name, str(spec.repository), spec.tag, (verdict,), None, pin.digest, previous)
@@ -247,6 +306,7 @@ async def explain(
     verdicts = {tag: verdict.reason for tag, (verdict, _) in judged.items()}
     chosen: Candidate | None = None
     chosen_digest: str | None = None
+    made: dict[str, datetime | None] = {}
     for candidate in candidates(tags, matcher):
         if chosen is not None:
             verdicts[candidate.tag] = _lost_to(candidate, chosen)
@@ -256,14 +316,20 @@ async def explain(
         if missing:
             verdicts[candidate.tag] = f"missing platform {', '.join(missing)}"
             continue
+        made[candidate.tag] = await _made_at(spec, candidate.tag, pin, client)
+        too_new = spec.freshness.verdict(made[candidate.tag], now)
+        if too_new is not None:
+            verdicts[candidate.tag] = too_new
+            continue
         verdicts[candidate.tag] = await _signature_verdict(spec, candidate.tag, pin, client, previous, gate)
         if verdicts[candidate.tag] == "chosen":
             chosen, chosen_digest = candidate, pin.digest
+            verdicts[candidate.tag] = chosen_words(spec.freshness, made[candidate.tag])
 
     readable = replace(matcher, variant=None, pattern=None)  # how a tag outside the variant or pattern reads
     versioned = order(reading for tag in tags if (reading := matcher.read(tag) or readable.read(tag)) is not None)
     listed = {candidate.tag for candidate in versioned}
-    ordered = [TagVerdict(c.tag, verdicts[c.tag], c.shown) for c in versioned]
+    ordered = [TagVerdict(c.tag, verdicts[c.tag], c.shown, made.get(c.tag)) for c in versioned]
     ordered += [TagVerdict(tag, verdicts[tag]) for tag in sorted(tags) if tag not in listed]
     marked = tuple(_marked(verdict, spec, previous) for verdict in ordered)
     hint = exact_release_hint(matcher, tags)

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from imagelock import trust
 from imagelock.concurrency import each_settled
+from imagelock.config import ImageSpec
 from imagelock.errors import EXIT_CHECK_FAILED, ImagelockError, NotFoundError, raise_all
+from imagelock.freshness import tag_move_kind
 from imagelock.lockfile import LockedImage
 from imagelock.reference import parse_repository
 from imagelock.registry import ImageReader
@@ -25,6 +27,7 @@ class Verification:
     name: str
     reference: str
     problems: tuple[str, ...]
+    notes: tuple[str, ...] = ()  # what is worth knowing but not a failure: "tag stable rebuilt: sha256:… → sha256:…"
 
     @property
     def ok(self) -> bool:
@@ -32,14 +35,21 @@ class Verification:
 
 
 async def verify_all(
-    entries: Iterable[LockedImage], client: ImageReader, policies: Mapping[str, TrustPolicy | None]
+    entries: Iterable[LockedImage],
+    client: ImageReader,
+    policies: Mapping[str, TrustPolicy | None],
+    specs: Mapping[str, ImageSpec] | None = None,
 ) -> list[Verification]:
-    """Verify each entry; ``policies`` gives each entry's current trust policy by name.
+    """Verify each entry; ``policies`` gives each entry's current trust policy by name, ``specs`` its spec
+    (whose tag is then checked for moves).
 
     When the registry fails for any entry, every failure is raised, each naming its entry, the entries
     whose verification found problems among them.
     """
-    work = {entry.name: verify_entry(entry, client, policies.get(entry.name)) for entry in entries}
+    specs = specs or {}
+    work = {
+        entry.name: verify_entry(entry, client, policies.get(entry.name), specs.get(entry.name)) for entry in entries
+    }
     verified, failures = await each_settled(work)
     if failures:
         failures += [
@@ -49,9 +59,13 @@ async def verify_all(
     return [verified[name] for name in work]
 
 
-async def verify_entry(entry: LockedImage, client: ImageReader, policy: TrustPolicy | None = None) -> Verification:
+async def verify_entry(
+    entry: LockedImage, client: ImageReader, policy: TrustPolicy | None = None, spec: ImageSpec | None = None
+) -> Verification:
     """The locked digest still exists (re-verified byte for byte), still offers every locked platform,
-    and, under a trust policy, still carries a signature that satisfies it."""
+    and, under a trust policy, still carries a signature that satisfies it. With the entry's spec, a tag
+    that now names another digest is told (rebuilt, re-indexed, tag moved); a moved tag fails under
+    ``on-tag-move = "fail"``."""
     repository = parse_repository(entry.image)
     problems: list[str] = []
     try:
@@ -74,4 +88,27 @@ async def verify_entry(entry: LockedImage, client: ImageReader, policy: TrustPol
             await trust.verify(policy, Subject(repository, entry.tag, entry.digest, entry.verified), client)
         except SignatureError as error:
             problems.append(verdict_of(error))
-    return Verification(entry.name, entry.reference, tuple(problems))
+    notes: list[str] = []
+    if spec is not None and str(spec.repository) == entry.image:
+        moved = await _tag_move(entry, client, spec.tag is not None)
+        if moved is not None and moved.startswith("tag moved") and spec.on_tag_move == "fail":
+            problems.append(moved)
+        elif moved is not None:
+            notes.append(moved)
+    return Verification(entry.name, entry.reference, tuple(problems), tuple(notes))
+
+
+async def _tag_move(entry: LockedImage, client: ImageReader, followed: bool) -> str | None:
+    """``tag moved: sha256:old → sha256:new`` (or ``rebuilt``, ``re-indexed``) when the locked tag names another
+    digest now; None when it names the locked one or is gone (the locked digest is what counts)."""
+    repository = parse_repository(entry.image)
+    try:
+        if await client.head_manifest(repository, entry.tag) == entry.digest:
+            return None
+        current = await client.get_manifest(repository, entry.tag)
+    except NotFoundError:
+        return None
+    if current.digest == entry.digest:
+        return None
+    kind = tag_move_kind(followed, entry.platforms, await client.platforms(repository, current))
+    return f"{kind}: tag {entry.tag} {entry.digest} → {current.digest}"

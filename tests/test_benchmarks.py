@@ -19,7 +19,9 @@ SKOPEO = Path("/usr/bin/skopeo")
 def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
     if registry_binary() is None:
         pytest.skip("Debian's docker-registry is not installed (the README's test command installs it)")
-    scenarios = "cold,reference,unchanged,update,verify,scaling,bomb,noop" + (",skopeo" if SKOPEO.exists() else "")
+    scenarios = "cold,min-age,reference,unchanged,update,verify,scaling,bomb,noop" + (
+        ",skopeo" if SKOPEO.exists() else ""
+    )
     results = tmp_path / "results.json"
     command = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--markdown"]
     finished = subprocess.run(
@@ -33,6 +35,7 @@ def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
     rows = [line for line in finished.stdout.splitlines() if line.startswith("| ")]
     for label in (
         "1. cold lock",
+        "1. cold lock with min-age",
         "2. lock, nothing changed",
         "3. update after a new tag",
         "4. verify",
@@ -55,6 +58,7 @@ def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
     assert measured["unchanged"]["requests"] == 0
     assert measured["scale-4-unchanged"]["requests"] == 0
     assert 0 < measured["cold"]["requests_per_image"] <= 3
+    assert measured["min-age"]["requests"] == measured["cold"]["requests"]  # the index's annotation dates it
     assert measured["update"]["requests"] > 0
     assert measured["many-tags"]["peak_mb"] > 0
     assert measured["bomb"]["peak_mb"] > 0  # refused with exit 3, as the scenario requires

@@ -102,7 +102,7 @@ def test_the_newest_tag_with_provenance_from_the_allowed_builder_is_locked_with_
     why = project.run("why", "app")
     verdicts = dict(line.split(None, 1) for line in why.stdout.splitlines()[1:])
     assert verdicts["1.1.0"] == "provenance: builder https://ci.evil.example not allowed"
-    assert verdicts["1.0.0"] == "chosen"
+    assert verdicts["1.0.0"] == "chosen, locked"
     assert project.run("verify").exit_code == 0
 
 

@@ -60,8 +60,8 @@ def test_pins_stay_until_asked_and_update_moves_only_what_is_named(
     outdated = project.run("outdated")
     assert outdated.exit_code == 0
     header, *rows = [line.split() for line in outdated.stdout.splitlines()]
-    assert header == ["NAME", "LOCKED", "LATEST", "CHANGE"]
-    assert rows == [["api", "1.1.0", "1.2.0", "upgraded"], ["web", "1.1.0", "1.2.0", "upgraded"]]
+    assert header == ["NAME", "LOCKED", "LATEST", "AGE", "CHANGE"]
+    assert rows == [["api", "1.1.0", "1.2.0", "-", "upgraded"], ["web", "1.1.0", "1.2.0", "-", "upgraded"]]
     assert project.run("outdated", "--exit-code").exit_code == 1
 
     before_web = locked(project)["web"]
@@ -123,7 +123,7 @@ def test_a_rebuilt_tag_is_shown_as_a_rebuild(project: Project, registry: Registr
     second = push(registry, web, "stable", salt="second")
 
     outdated = project.run("outdated")
-    assert outdated.stdout.split()[4:] == ["web", "stable", "stable", "rebuilt"]
+    assert outdated.stdout.split()[5:] == ["web", "stable", "stable", "-", "rebuilt"]
     result = project.run("update")
     assert result.stdout == f"web  stable rebuilt  {short(first.digest)} → {short(second.digest)}\n"
     assert locked(project)["web"]["digest"] == second.digest
@@ -240,8 +240,9 @@ def test_why_gives_each_tag_its_verdict(project: Project, registry: Registry) ->
     assert document["name"] == "app"
     assert document["image"] == f"{registry.host}/{repository}"
     assert document["chosen"] == "2.0.0"
-    assert document["tags"][0] == {"tag": "3.0.0rc1", "version": "3.0.0rc1", "verdict": "pre-release"}
-    assert document["tags"][-1] == {"tag": "latest", "version": None, "verdict": "not a version"}
+    unexamined = {"made": None, "age": None}  # only the candidates tried have a time (docs/selection.md)
+    assert document["tags"][0] == {"tag": "3.0.0rc1", "version": "3.0.0rc1", "verdict": "pre-release", **unexamined}
+    assert document["tags"][-1] == {"tag": "latest", "version": None, "verdict": "not a version", **unexamined}
 
 
 def test_why_says_what_is_locked_beside_what_a_fresh_resolve_would_choose(
@@ -316,7 +317,7 @@ def test_verify_passes_then_names_what_disappeared(
     assert document["ok"] is False
     assert document["images"][0] == {
         "name": "api", "reference": f"{locked(project)['api']['image']}:1.1.0@{locked(project)['api']['digest']}",
-        "ok": True, "problems": [],
+        "ok": True, "problems": [], "notes": [],
     }  # fmt: skip
     assert document["images"][1]["ok"] is False
 

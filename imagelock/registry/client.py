@@ -7,6 +7,7 @@ import hashlib
 import re
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import TypeVar
 
 import httpx
@@ -14,7 +15,8 @@ import httpx
 from imagelock.concurrency import once
 from imagelock.errors import NotFoundError, RegistryError
 from imagelock.events import Events
-from imagelock.reference import Repository, is_valid_digest, is_valid_tag
+from imagelock.freshness import time_in
+from imagelock.reference import DOCKER_HUB, Repository, is_valid_digest, is_valid_tag
 from imagelock.registry.authn import Keychain
 from imagelock.registry.manifests import (
     ACCEPT,
@@ -36,6 +38,9 @@ _LINK_NEXT = re.compile(r'<([^>]*)>\s*;[^,]*\brel="?next"?', re.IGNORECASE)
 
 
 TUF_ROLES = frozenset({"root", "timestamp", "snapshot", "targets", "targets/releases"})
+
+DOCKER_HUB_TAG_API = "hub.docker.com"
+MAX_TAG_API_BYTES = 1 << 20  # one tag's record: a few kilobytes
 
 
 class RegistryClient:
@@ -242,6 +247,26 @@ class RegistryClient:
                 f"{trust_repository.registry}: trust data {name} for {trust_repository.path}: HTTP {response.status}"
             )
         return response.body
+
+    async def tag_pushed(self, repository: Repository, tag: str) -> datetime | None:
+        """When ``tag`` was last pushed, from the registry's Docker-Hub-shaped tag API (``tag_last_pushed`` of
+        ``/v2/namespaces/NS/repositories/NAME/tags/TAG``): Docker Hub's own, or the ``tag-api`` of its settings.
+        None when the registry has no such API or it does not know the tag."""
+        api = self._transport.settings_for(repository.registry).tag_api
+        if api is None and repository.registry == DOCKER_HUB:
+            api = DOCKER_HUB_TAG_API
+        namespace, _, name = repository.path.partition("/")
+        if api is None or not name or not is_valid_tag(tag):
+            return None
+        path = f"/v2/namespaces/{namespace}/repositories/{name}/tags/{tag}"
+        response = await self._get(Repository(api, repository.path), path, max_bytes=MAX_TAG_API_BYTES)
+        if response.status != 200:
+            return None
+        try:
+            document = load_json(response.body)
+        except ValueError:
+            return None
+        return time_in(document, "tag_last_pushed")
 
     async def platforms(self, repository: Repository, manifest: Manifest) -> dict[str, str]:
         """Every real platform the image offers, with the digest of its platform manifest."""

@@ -70,6 +70,7 @@ class HostSettings:
     ca_cert: Path | None = None
     concurrency: int = DEFAULT_CONCURRENCY
     timeout: float = DEFAULT_TIMEOUT
+    tag_api: str | None = None  # host of a Docker-Hub-shaped tag API for this registry's tags
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,10 @@ class Transport:
         self._credentials: dict[Repository, asyncio.Future[Credential | None]] = {}
         self._tokens: dict[tuple[str, str, str, str], _Token] = {}
         self._token_locks: dict[tuple[str, str, str, str], asyncio.Lock] = {}
+
+    def settings_for(self, registry: str) -> HostSettings:
+        """How to reach ``registry`` (its ``[registries."host"]`` settings, else the defaults)."""
+        return self._settings.get(registry, HostSettings())
 
     async def aclose(self) -> None:
         for client in self._clients.values():

@@ -13,7 +13,7 @@ import shutil
 import socket
 import ssl
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,9 +141,20 @@ class Seeder:
         return "sha256:" + hashlib.sha256(body).hexdigest()
 
     def push_single(
-        self, repository: str, tag: str | None, platform: str, *, salt: str = "", oci: bool = True
+        self,
+        repository: str,
+        tag: str | None,
+        platform: str,
+        *,
+        salt: str = "",
+        oci: bool = True,
+        created: str | None = None,
+        annotations: dict[str, str] | None = None,
     ) -> tuple[str, int, bytes]:
-        """Push one platform's image; return its manifest digest, size and body."""
+        """Push one platform's image; return its manifest digest, size and body.
+
+        ``created`` is the config's ``created`` time; ``annotations`` are the manifest's.
+        """
         os_name, architecture, *variant = platform.split("/")
         layer = self.push_blob(repository, f"layer of {repository} {platform}".encode() * 8)
         config: dict[str, object] = {
@@ -154,6 +165,8 @@ class Seeder:
         }
         if variant:
             config["variant"] = variant[0]
+        if created is not None:
+            config["created"] = created
         config_body = json.dumps(config, sort_keys=True).encode()
         config_digest = self.push_blob(repository, config_body)
         media_type = OCI_MANIFEST if oci else DOCKER_MANIFEST
@@ -173,6 +186,8 @@ class Seeder:
                 }
             ],
         }
+        if annotations:
+            manifest["annotations"] = annotations
         body = json.dumps(manifest, indent=3).encode()
         digest = self.push_manifest(repository, tag or ("sha256:" + hashlib.sha256(body).hexdigest()), body, media_type)
         return digest, len(body), body
@@ -187,17 +202,31 @@ class Seeder:
         oci: bool = True,
         attestations: bool = True,
         index: bool = True,
+        created: str | Mapping[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
     ) -> PushedImage:
-        """Push a tag: a multi-platform index (with BuildKit-style attestations), or a single manifest."""
+        """Push a tag: a multi-platform index (with BuildKit-style attestations), or a single manifest.
+
+        ``created``: every config's ``created`` time, or each platform's; ``annotations``: the index's, or the
+        single manifest's.
+        """
+
+        def created_of(platform: str) -> str | None:
+            return created if created is None or isinstance(created, str) else created.get(platform)
+
         if not index:
             (platform,) = platforms
-            digest, _, _ = self.push_single(repository, tag, platform, salt=salt, oci=oci)
+            digest, _, _ = self.push_single(
+                repository, tag, platform, salt=salt, oci=oci, created=created_of(platform), annotations=annotations
+            )
             media_type = OCI_MANIFEST if oci else DOCKER_MANIFEST
             return PushedImage(repository, tag, digest, media_type, {normalise(platform): digest})
         descriptors: list[dict[str, object]] = []
         children: dict[str, str] = {}
         for platform in platforms:
-            digest, size, _ = self.push_single(repository, None, platform, salt=f"{tag}{salt}", oci=oci)
+            digest, size, _ = self.push_single(
+                repository, None, platform, salt=f"{tag}{salt}", oci=oci, created=created_of(platform)
+            )
             os_name, architecture, *variant = platform.split("/")
             descriptor_platform: dict[str, str] = {"architecture": architecture, "os": os_name}
             if variant:
@@ -216,7 +245,10 @@ class Seeder:
                 attestation = self._push_attestation(repository, str(child["digest"]), salt=tag + salt)
                 descriptors.append(attestation)
         media_type = OCI_INDEX if oci else DOCKER_LIST
-        body = json.dumps({"schemaVersion": 2, "mediaType": media_type, "manifests": descriptors}, indent=3).encode()
+        document: dict[str, object] = {"schemaVersion": 2, "mediaType": media_type, "manifests": descriptors}
+        if annotations:
+            document["annotations"] = annotations
+        body = json.dumps(document, indent=3).encode()
         digest = self.push_manifest(repository, tag, body, media_type)
         return PushedImage(repository, tag, digest, media_type, children)
 
