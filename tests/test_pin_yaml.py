@@ -271,3 +271,15 @@ def test_a_kustomize_image_without_new_tag_keeps_the_tag_of_the_resources(projec
     write_lock(project.directory)
     assert project.run("pin", str(deploy)).exit_code == 0
     assert kustomization.read_text() == f"images:\n  - name: postgres\n    digest: {digest('3')}\n"
+
+
+def test_a_file_starting_with_a_byte_order_mark_is_pinned_in_place(project: Project) -> None:
+    """The parser does not count the mark in its columns; the edit of the first line must."""
+    write_lock(project.directory)
+    manifest = project.directory / "bom.yaml"
+    manifest.write_bytes(b"\xef\xbb\xbfimage: nginx:1.26.2\nb:\n  image: redis:7.2\n")
+    result = project.run("pin", str(manifest))
+    assert result.exit_code == 0, result.stderr
+    assert manifest.read_bytes() == (
+        f"\ufeffimage: nginx:1.26.2@{digest('1')}\nb:\n  image: redis:7.2@{digest('2')}\n".encode()
+    )

@@ -63,10 +63,13 @@ def compose(text: str) -> list[Node]:
 def scan_yaml(path: Path, text: str, *, app_version: str | None = None) -> tuple[list[Site], list[Skipped]]:
     """The image references in a YAML file. ``app_version``: the appVersion of the chart whose values
     file this is (an empty ``tag`` means it). Raises NotYamlError."""
-    scanner = _Scanner(path, text.splitlines(keepends=True), _flavour(path), app_version)
-    for document in compose(text):
+    bom = text.startswith("\ufeff")  # not counted in the parser's columns: the first line's edits shift by one
+    body = text[1:] if bom else text
+    scanner = _Scanner(path, body.splitlines(keepends=True), _flavour(path), app_version)
+    for document in compose(body):
         scanner.document(document)
-    return sorted(scanner.sites, key=lambda site: site.line), scanner.skipped
+    sites = [_past_bom(site) for site in scanner.sites] if bom else scanner.sites
+    return sorted(sites, key=lambda site: site.line), scanner.skipped
 
 
 def app_version(chart_text: str) -> str | None:
@@ -456,6 +459,15 @@ def _shifted(site: Site, lines: int, columns: int) -> Site:
         return tuple(_shift(edit, lines, columns) for edit in site.rewrite(entry))
 
     return replace(site, line=site.line + lines, rewrite=rewrite)
+
+
+def _past_bom(site: Site) -> Site:
+    """A site found in a file's text after its byte-order mark, placed back in the file."""
+
+    def rewrite(entry: LockedImage) -> tuple[Edit, ...]:
+        return tuple(_shift(edit, 0, 1) if edit.line == 0 else edit for edit in site.rewrite(entry))
+
+    return replace(site, rewrite=rewrite)
 
 
 def _shift(edit: Edit, lines: int, columns: int) -> Edit:
