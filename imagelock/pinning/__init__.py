@@ -16,7 +16,7 @@ from imagelock.errors import InputError
 from imagelock.lockfile import LockedImage
 from imagelock.pinning.dockerfiles import scan_dockerfile
 from imagelock.pinning.sites import Edit, Notice, Site, Skipped, apply_edits, name_part, pinned
-from imagelock.pinning.yamlfiles import NotYamlError, app_version, scan_yaml
+from imagelock.pinning.yamlfiles import NotYamlError, app_version, compose, scan_yaml
 from imagelock.reference import Reference, parse_reference
 from imagelock.relocation import Relocation, relocate_entries, relocate_entry
 
@@ -184,6 +184,7 @@ def plan_pins(
         text, sites, skipped, unreadable = read_and_scan(path)
         left_alone += skipped
         notices += unreadable
+        lines = text.splitlines(keepends=True)
         edits: list[Edit] = []
         changes: list[PinChange] = []
         for site in sites:
@@ -196,7 +197,7 @@ def plan_pins(
                 continue
             entry = relocate_entry(found, relocations)
             site_edits = site.rewrite(entry)
-            if any(_changes(text, edit) for edit in site_edits):
+            if any(_changes(lines, edit) for edit in site_edits):
                 edits += site_edits
                 new_reference = pinned(name_part(site.reference), entry)
                 changes.append(PinChange(path, site.line, site.reference, new_reference, entry.name))
@@ -220,7 +221,7 @@ def _distinct(path: Path, edits: list[Edit]) -> list[Edit]:
 
 def _still_parses(path: Path, text: str) -> None:
     try:
-        scan(path, text)
+        compose(text)
     except NotYamlError as error:
         where = f"{path}:{error.line}" if error.line else str(path)
         raise InputError(
@@ -237,10 +238,10 @@ def _parse_site(site: Site, skipped: list[Skipped]) -> Reference | None:
         return None
 
 
-def _changes(text: str, edit: Edit) -> bool:
+def _changes(lines: Sequence[str], edit: Edit) -> bool:
     if edit.insert_line:
         return True
-    return text.splitlines(keepends=True)[edit.line][edit.start : edit.end] != edit.text
+    return lines[edit.line][edit.start : edit.end] != edit.text
 
 
 def references_in(files: Iterable[Path]) -> tuple[list[tuple[str, Reference]], list[Skipped], list[Notice]]:
