@@ -33,12 +33,20 @@ _PHASES = {"a": 1, "b": 2, "preview": 3, "rc": 4}
 _DEV_ONLY, _FINAL = 0, 5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     tag: str
-    shown: str  # the version as `why` shows it: the normalised version, or the captured text
+    text: str  # the version's text in the tag (after a variant or pattern is taken off)
     rank: tuple[object, ...]  # a higher rank is newer: the version (or captured text), then the build
     version: Version | None = None  # None when the image orders alphabetically or numerically
+    build: str | None = None
+
+    @property
+    def shown(self) -> str:
+        """The version as `why` shows it: the normalised version, or the captured text."""
+        if self.version is None:
+            return self.text
+        return str(self.version) if self.build is None else f"{self.version} build {self.build}"
 
     @property
     def components(self) -> int:
@@ -84,8 +92,7 @@ class TagMatcher:
         version = parse_version(text)
         if version is None:
             return None
-        shown = str(version) if build is None else f"{version} build {build}"
-        return Candidate(tag, shown, (_version_rank(version, text), build_rank), version)
+        return Candidate(tag, text, (_version_rank(version, text), build_rank), version, build)
 
     def version_of(self, tag: str) -> Version | None:
         """The version a tag names under this matcher's variant or pattern, or None."""
@@ -104,10 +111,12 @@ class TagMatcher:
 
     def wants_date_like(self, tags: Iterable[str]) -> bool:
         """Whether date-like versions compete: if the specifier names one; naming none, if no tag is ordinary."""
+        return self._wants_date_like(self.read(tag) for tag in tags if tag not in self.exclude)
+
+    def _wants_date_like(self, readings: Iterable[Candidate | None]) -> bool:
         named = [version for spec in self.specifier if (version := parse_version(spec.version.removesuffix(".*")))]
         if named:
             return any(is_date_like(version) for version in named)
-        readings = (self.read(tag) for tag in tags if tag not in self.exclude)
         return not any(c.version is not None and not is_date_like(c.version) for c in readings if c is not None)
 
 
@@ -140,7 +149,12 @@ def classify(tag: str, matcher: TagMatcher, date_like: bool = False) -> tuple[Ve
     """The verdict on one tag; ``date_like`` says which scheme competes (see ``TagMatcher.wants_date_like``)."""
     if tag in matcher.exclude:
         return Verdict(tag, "excluded"), None
-    candidate = matcher.read(tag)
+    return _judge_reading(tag, matcher.read(tag), matcher, date_like)
+
+
+def _judge_reading(
+    tag: str, candidate: Candidate | None, matcher: TagMatcher, date_like: bool
+) -> tuple[Verdict, Candidate | None]:
     if candidate is None:
         return Verdict(tag, _not_a_candidate(tag, matcher)), None
     version = candidate.version
@@ -156,9 +170,14 @@ def classify(tag: str, matcher: TagMatcher, date_like: bool = False) -> tuple[Ve
 
 def judge(tags: Iterable[str], matcher: TagMatcher) -> dict[str, tuple[Verdict, Candidate | None]]:
     """The verdict on every tag, each judged against the scheme the whole list and the specifier call for."""
-    tags = list(tags)
-    date_like = matcher.wants_date_like(tags)
-    return {tag: classify(tag, matcher, date_like) for tag in tags}
+    readings = {tag: None if tag in matcher.exclude else matcher.read(tag) for tag in tags}  # each tag read once
+    date_like = matcher._wants_date_like(readings.values())
+    return {
+        tag: (Verdict(tag, "excluded"), None)
+        if tag in matcher.exclude
+        else _judge_reading(tag, reading, matcher, date_like)
+        for tag, reading in readings.items()
+    }
 
 
 def _not_a_candidate(tag: str, matcher: TagMatcher) -> str:
@@ -210,11 +229,21 @@ def _is_number(text: str) -> bool:
 
 
 def _version_rank(version: Version, text: str) -> tuple[object, ...]:
-    """PEP 440's order, except that ``preview``/``pre`` sorts between ``b`` and ``rc``."""
+    """PEP 440's order, except that ``preview``/``pre`` sorts between ``b`` and ``rc``.
+
+    The base version is compared as PEP 440 compares it (epoch, then the release without trailing
+    zeros) on plain integers: ranks are compared many times per tag list, and Versions compare slowly.
+    The version itself comes last, to order post-, dev- and local releases of one base and phase.
+    """
+    release = version.release
+    end = len(release)
+    while end > 1 and release[end - 1] == 0:
+        end -= 1
+    base = (version.epoch, release[:end])
     if version.pre is not None:
         phase: str = version.pre[0]
         if phase == "rc" and "pre" in text.split("+")[0].lower():
             phase = "preview"
-        return (Version(version.base_version), _PHASES[phase], version.pre[1], version)
+        return (base, _PHASES[phase], version.pre[1], version)
     stage = _DEV_ONLY if version.dev is not None and version.post is None else _FINAL
-    return (Version(version.base_version), stage, 0, version)
+    return (base, stage, 0, version)

@@ -1,23 +1,23 @@
-"""Plain HTTP under httpx, on asyncio streams with h11: the registry transport's connections.
+"""Plain HTTP on asyncio streams with h11: the registry transport's own connections.
 
-httpcore's pool costs about 2 ms of CPU per request when dozens are in flight (it matches every
-waiting request against every connection on each event); a registry lock is thousands of small
-requests, so that was most of its CPU. This transport keeps a plain list of idle keep-alive
-connections per origin and speaks HTTP/1.1 through h11 (the protocol engine httpcore itself uses).
-
-Only plain-HTTP origins (loopback and ``insecure`` registries) come here. HTTPS goes on to httpx's
-own transport, unchanged: certificate verification, and HTTP/2 where the registry offers it.
-Proxies from the environment are httpx's too: ``AsyncClient`` mounts its proxy transports before
-this one, so a request a proxy applies to never reaches it.
+Only plain-HTTP origins (loopback and ``insecure`` registries) with no proxy in the environment come
+here; HTTPS and proxied requests go through httpx (certificate verification, HTTP/2, proxies).
+A registry lock is thousands of small requests, and httpx's client spends about as much CPU on
+each as the rest of the run does (building models, cookies, its pool); this keeps a plain list of
+idle keep-alive connections per origin and speaks HTTP/1.1 through h11, the protocol engine
+httpcore itself uses. ``transport.Transport`` applies the same rules to answers from either path.
 
 Failures are httpx's exceptions (``ConnectError``, ``ReadTimeout``, ``RemoteProtocolError`` …), with
-the cause kept (a certificate error stays findable), so the rules above it see no difference.
+the cause kept, so the rules above see no difference between the two paths.
+
+``speaks_tls`` answers the other question a plain-HTTP-capable host raises: whether it speaks TLS.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import ssl
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 
 import h11
@@ -69,14 +69,24 @@ def _mapped(io_error: type[httpx.TransportError], protocol_error: type[httpx.Tra
         raise io_error(str(error) or type(error).__name__) from error
 
 
-class _Body(httpx.AsyncByteStream):
-    """An answer's body as it arrives; the connection goes back to the pool once it has all been read."""
+class Answer:
+    """An answer's status and headers; its body is read with ``aiter_raw`` (the connection goes back to
+    the pool once all of it has been read) and must be closed with ``aclose``."""
 
-    def __init__(self, pool: Connections, origin: Origin, connection: _Connection, read_timeout: float | None):
+    def __init__(
+        self,
+        pool: Connections,
+        origin: Origin,
+        connection: _Connection,
+        response: h11.Response,
+        read_timeout: float | None,
+    ):
+        self.status_code = response.status_code
+        self.headers = httpx.Headers(response.headers.raw_items())
         self._pool, self._origin, self._connection, self._read_timeout = pool, origin, connection, read_timeout
         self._done = False
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
         while not self._done:
             event = await self._connection.next_event(self._read_timeout)
             if isinstance(event, h11.Data):
@@ -134,58 +144,70 @@ class Connections:
                 connection.close()
         self._idle.clear()
 
-
-class H11Transport(httpx.AsyncBaseTransport):
-    """Plain HTTP over ``connections``; anything else (HTTPS) goes to ``others``."""
-
-    def __init__(self, connections: Connections, others: httpx.AsyncBaseTransport) -> None:
-        self._connections = connections
-        self._others = others
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        if url.scheme != "http":
-            return await self._others.handle_async_request(request)
+    async def send(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: Sequence[tuple[str, str]],
+        content: bytes | None,
+        timeout: float | None,
+    ) -> Answer:
+        """Send one request; its answer's status and headers, the body still to be read from it."""
         origin = (url.scheme, url.host, url.port or 80)
-        timeouts = request.extensions.get("timeout", {})
-        connection = await self._connections.checkout(origin, timeouts.get("connect"))
+        connection = await self.checkout(origin, timeout)
         try:
-            return await self._exchange(request, origin, connection, timeouts)
+            return await self._exchange(method, url, headers, content, origin, connection, timeout)
         except BaseException:
             connection.close()
             raise
 
     async def _exchange(
-        self, request: httpx.Request, origin: Origin, connection: _Connection, timeouts: dict[str, float | None]
-    ) -> httpx.Response:
-        target = request.url.raw_path
-        body = await request.aread()
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: Sequence[tuple[str, str]],
+        content: bytes | None,
+        origin: Origin,
+        connection: _Connection,
+        timeout: float | None,
+    ) -> Answer:
+        fields = [("Host", url.netloc.decode("ascii")), *headers]
+        if content is not None or method in ("POST", "PUT", "PATCH"):
+            fields.append(("Content-Length", str(len(content or b""))))
         with _mapped(httpx.WriteError, httpx.LocalProtocolError):
-            data = connection.protocol.send(
-                h11.Request(method=request.method, target=target, headers=list(request.headers.raw))
-            )
-            if body:
-                data += connection.protocol.send(h11.Data(data=body))
-            data += connection.protocol.send(h11.EndOfMessage())
+            protocol = connection.protocol
+            data = protocol.send(h11.Request(method=method, target=url.raw_path, headers=fields))
+            if content:
+                data += protocol.send(h11.Data(data=content))
+            data += protocol.send(h11.EndOfMessage())
             connection.writer.write(data)
             try:
-                async with asyncio.timeout(timeouts.get("write")):
+                async with asyncio.timeout(timeout):
                     await connection.writer.drain()
             except TimeoutError as error:
                 raise httpx.WriteTimeout("timed out sending the request") from error
-        read_timeout = timeouts.get("read")
         while True:
-            event = await connection.next_event(read_timeout)
+            event = await connection.next_event(timeout)
             if isinstance(event, h11.Response):
-                break
+                return Answer(self, origin, connection, event, timeout)
             if not isinstance(event, h11.InformationalResponse):
                 raise httpx.RemoteProtocolError(f"unexpected {type(event).__name__} before the answer")
-        return httpx.Response(
-            event.status_code,
-            headers=event.headers.raw_items(),
-            stream=_Body(self._connections, origin, connection, read_timeout),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": bytes(event.reason)},
-        )
 
-    async def aclose(self) -> None:
-        await self._others.aclose()  # the connections are the run's: closed with it
+
+async def speaks_tls(host: str, port: int, timeout: float | None) -> bool:
+    """Whether ``host:port`` completes a TLS handshake. Nothing is verified and nothing is sent over it:
+    this only decides the scheme of a host that may use plain HTTP, and a host that does speak TLS is
+    then verified as usual. Costs a handshake, not the loading of every trusted CA."""
+    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    probe.check_hostname = False
+    probe.verify_mode = ssl.CERT_NONE
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(host, port, ssl=probe, server_hostname=host)
+    except (OSError, TimeoutError):  # ssl.SSLError is an OSError
+        return False
+    finally:
+        if writer is not None:
+            writer.close()
+    return True

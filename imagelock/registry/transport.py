@@ -27,10 +27,12 @@ import ipaddress
 import random
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
+from urllib.request import getproxies
 
 import httpx
 
@@ -39,7 +41,7 @@ from imagelock.events import Events, Silent
 from imagelock.reference import Repository
 from imagelock.registry.authn import Credential, Keychain
 from imagelock.registry.challenge import Challenge, parse_challenges
-from imagelock.registry.connections import Connections, H11Transport
+from imagelock.registry.connections import Answer, Connections, speaks_tls
 from imagelock.registry.urls import http_url
 from imagelock.untrusted import load_json
 
@@ -59,6 +61,7 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _TOKEN_RENEW_MARGIN = 10.0
 _RATE_LIMIT_WARNING = 10
 _USER_AGENT = "imagelock"
+_CLIENT_HEADERS = frozenset({"user-agent", "accept-encoding", "host", "content-length"})  # set by the transport
 _OAUTH_CLIENT_ID = "imagelock"
 
 
@@ -161,7 +164,9 @@ class Transport:
         self._events = events or Silent()
         self._retry = retry or RetryPolicy()
         self._clients: dict[tuple[bool, Path | None, float, int], httpx.AsyncClient] = {}
-        self._connections = Connections()  # plain HTTP, shared by the clients
+        self._connections = Connections()  # plain HTTP where no proxy applies: see connections.py
+        proxies = getproxies()  # httpx's rule: only these three schemes are proxied
+        self._proxied = {scheme for scheme in ("http", "https") if proxies.get(scheme) or proxies.get("all")}
         self._tls: dict[tuple[bool, Path | None], ssl.SSLContext | bool] = {}
         self._sent = 0
         self._hosts: dict[str, _HostState] = {}
@@ -301,12 +306,13 @@ class Transport:
         return state
 
     def _client(self, settings: HostSettings) -> httpx.AsyncClient:
-        """A client for these TLS and timeout settings, one of a few that share the load.
+        """A client for these TLS and timeout settings, one of a few that share the load; made (with its
+        TLS context, which loads every trusted CA) only when a request first needs it.
 
         httpcore's pool does work for every request in flight times every connection on each event,
         so one pool carrying 32 requests at once spends more CPU than the network takes; a few pools
         of at most ``_REQUESTS_PER_POOL`` each keep that small and still reuse their connections.
-        That is for HTTPS; plain HTTP goes through ``connections.H11Transport``, one pool for the run.
+        That is for HTTPS and proxied requests; the others go through ``self._connections``.
         """
         self._sent += 1
         shard = self._sent % max(1, -(-settings.concurrency // _REQUESTS_PER_POOL))
@@ -315,20 +321,23 @@ class Transport:
             tls_key = (settings.insecure, settings.ca_cert)
             if tls_key not in self._tls:
                 self._tls[tls_key] = _ssl_context(settings)
-            verify = self._tls[tls_key]
             limits = httpx.Limits(max_connections=None, max_keepalive_connections=_REQUESTS_PER_POOL)
             self._clients[key] = httpx.AsyncClient(
-                transport=H11Transport(
-                    self._connections, httpx.AsyncHTTPTransport(verify=verify, http2=True, limits=limits)
-                ),
-                verify=verify,  # this, http2 and limits: for the proxies httpx mounts from the environment
+                verify=self._tls[tls_key],
                 timeout=httpx.Timeout(settings.timeout),
                 limits=limits,
                 follow_redirects=False,
                 http2=True,
                 headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"},
-            )
+            )  # trust_env: httpx mounts the proxies HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY name
         return self._clients[key]
+
+    async def _scheme_for(self, host: str, state: _HostState) -> str:
+        """A host that may use plain HTTP (loopback, insecure) gets it only when it does not speak TLS."""
+        if "https" in self._proxied:  # the proxy decides how to reach it: ask through the proxy
+            return ""
+        url = httpx.URL(f"https://{host}/")
+        return "https" if await speaks_tls(url.host, url.port or 443, state.settings.timeout) else "http"
 
     async def _send_to_registry(
         self,
@@ -349,6 +358,8 @@ class Transport:
             async with state.scheme_lock:
                 if state.scheme is None and not (state.settings.insecure or is_loopback(host)):
                     state.scheme = "https"
+                if state.scheme is None:
+                    state.scheme = await self._scheme_for(host, state) or None
                 if state.scheme is None:
                     https = httpx.URL(f"https://{host}{path}")
                     try:
@@ -551,7 +562,13 @@ class Transport:
             location = response.headers.get("location")
             if response.status not in _REDIRECT_STATUSES or not location:
                 return response
-            target = current.join(location)
+            try:
+                target = current.join(location)
+                target.host  # noqa: B018  # idna reads the host here: one it refuses is refused before anything is sent
+            except httpx.InvalidURL as error:
+                raise RegistryError(f"{url.host}: Invalid URL in location header ({error})") from None
+            except UnicodeError as error:
+                raise RegistryError(f"{url.host}: response to {url.path} names an invalid host ({error})") from None
             if target.scheme not in ("https", "http") or (current.scheme == "https" and target.scheme != "https"):
                 raise RegistryError(f"{url.host}: refusing redirect from {current.scheme} to {target}")
             current = target
@@ -567,7 +584,6 @@ class Transport:
         content: bytes | None,
         stream: _StreamSink | None = None,
     ) -> Response:
-        client = self._client(state.settings)
         whole_answer = state.settings.timeout * _WHOLE_ANSWER_TIMEOUTS
         if stream is not None:
             whole_answer += max_bytes / _STREAM_MIN_RATE
@@ -575,7 +591,7 @@ class Transport:
             async with (
                 state.slots,
                 asyncio.timeout(whole_answer),
-                client.stream(method, url, headers=headers, content=content) as response,
+                self._answer(state, method, url, headers, content) as response,
             ):
                 encoding = response.headers.get("content-encoding", "")
                 if method != "HEAD" and is_encoded(encoding):
@@ -613,6 +629,26 @@ class Transport:
             raise _ConnectionFailedError(error) from error
         except UnicodeError as error:  # httpx reads a Location's host as the answer arrives; idna refuses some
             raise RegistryError(f"{url.host}: response to {url.path} names an invalid host ({error})") from None
+
+    @asynccontextmanager
+    async def _answer(
+        self, state: _HostState, method: str, url: httpx.URL, headers: dict[str, str], content: bytes | None
+    ) -> AsyncIterator[Answer | httpx.Response]:
+        """The answer to one request, its body still to be read: over the run's own plain-HTTP
+        connections where that is the way (see connections.py), else through httpx."""
+        if url.scheme == "http" and "http" not in self._proxied:
+            fields = [("User-Agent", _USER_AGENT), ("Accept-Encoding", "identity")]
+            fields += [(name, value) for name, value in headers.items() if name.lower() not in _CLIENT_HEADERS]
+            if not any(name.lower() == "accept" for name in headers):
+                fields.append(("Accept", "*/*"))
+            answer = await self._connections.send(method, url, fields, content, state.settings.timeout)
+            try:
+                yield answer
+            finally:
+                await answer.aclose()
+        else:
+            async with self._client(state.settings).stream(method, url, headers=headers, content=content) as response:
+                yield response
 
 
 class ConnectionLostError(RegistryError):
