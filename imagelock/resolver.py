@@ -17,7 +17,7 @@ from imagelock.freshness import chosen_words, image_created
 from imagelock.lockfile import LockedImage
 from imagelock.registry import RegistryClient
 from imagelock.trust import SignatureError, Subject, verdict_of
-from imagelock.versions import Candidate, TagMatcher, candidates, exact_release_hint, judge, order
+from imagelock.versions import Candidate, TagMatcher, best_first, candidates, exact_release_hint, judge, order
 
 MAX_CONCURRENT_IMAGES = 64
 
@@ -138,7 +138,7 @@ async def resolve_image(
     unsigned: list[tuple[str, str]] = []
     refusals: list[tuple[str, str]] = []
     held: list[tuple[str, str]] = []
-    for candidate in candidates(tags, spec.matcher):
+    for candidate in best_first(tags, spec.matcher):
         pin = await _pin(spec, candidate.tag, client, previous)
         missing = _missing(spec, pin.platforms)
         if missing:
