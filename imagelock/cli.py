@@ -252,7 +252,7 @@ def _print_rows(rows: Sequence[Sequence[Text | str]]) -> None:
     if not rows:
         return
     widths = [max(len(str(row[index])) for row in rows) for index in range(len(rows[0]) - 1)]
-    console = _stdout()
+    lines = []
     for row in rows:
         line = Text()
         for index, cell in enumerate(row):
@@ -260,7 +260,8 @@ def _print_rows(rows: Sequence[Sequence[Text | str]]) -> None:
             line.append_text(text)
             if index < len(widths):
                 line.append(" " * (widths[index] - len(text) + 2))
-        console.print(line)
+        lines.append(line)
+    _stdout().print(Text("\n").join(lines))  # one print: rich's per-call work was most of a lock's printing
 
 
 def _short(digest: str) -> str:
