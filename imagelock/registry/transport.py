@@ -617,6 +617,9 @@ class Transport:
                             await stream(chunk)
                         else:
                             body += chunk
+                else:  # an answer to HEAD has no body (whatever it declares): reading its end frees the connection
+                    async for _ in response.aiter_raw():
+                        pass
                 return Response(response.status_code, response.headers, bytes(body), url)
         except (httpx.TransportError, ssl.SSLError, TimeoutError) as error:
             if isinstance(error, httpx.UnsupportedProtocol):
