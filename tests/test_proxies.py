@@ -120,3 +120,23 @@ def test_an_untrusted_certificate_through_the_proxy_fails_closed(
     assert "Traceback" not in result.stderr
     assert set(proxy.requests) == {f"CONNECT {secure_registry.host}"}
     assert not project.lock.exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "url", "scheme"),
+    [("ALL_PROXY", "socks5://127.0.0.1:1080", "socks5://"), ("HTTPS_PROXY", "ftp://127.0.0.1:21", "ftp://")],
+)
+def test_a_proxy_imagelock_cannot_use_is_one_line_exit_2_and_the_lock_is_unchanged(
+    project: Project, registry: Registry, monkeypatch: pytest.MonkeyPatch, variable: str, url: str, scheme: str
+) -> None:
+    nginx(project, registry)
+    assert project.run("lock").exit_code == 0
+    before = project.lock.read_bytes()
+    project.write(f'[images.app]\nimage = "{registry.host}/library/nginx"\nversion = "==1.26.1"\n')
+    monkeypatch.setenv(variable, url)
+    result = project.run("lock")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {variable} names a proxy imagelock cannot use ({scheme}); use an http:// or https:// one"
+    ]
+    assert project.lock.read_bytes() == before
