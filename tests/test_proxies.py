@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import ssl
 import tomllib
@@ -91,7 +92,7 @@ def test_an_https_registry_is_tunnelled_through_the_proxy_and_its_certificate_st
     docker_config: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://proxyuser:proxypass@{proxy.host}")
     login(docker_config, secure_registry.host)
     (project.directory / "ca.pem").write_bytes((secure_registry.server.workdir / "server.crt").read_bytes())
     project.write(
@@ -102,10 +103,21 @@ def test_an_https_registry_is_tunnelled_through_the_proxy_and_its_certificate_st
     assert result.exit_code == 0, result.stderr
     assert locked_digest(project) == secure_registry.image("team/secure:1.0.0").digest
     assert set(proxy.requests) == {f"CONNECT {secure_registry.host}"}
-    # The registry asked for credentials and got them, inside the tunnel: the proxy saw none.
-    assert all(
-        "authorization" not in headers and "proxy-authorization" not in headers for headers in proxy.request_headers
-    )
+    # The proxy got its own credentials; the registry asked for its own and got them inside the tunnel.
+    proxy_credentials = "Basic " + base64.b64encode(b"proxyuser:proxypass").decode()
+    assert {headers.get("proxy-authorization") for headers in proxy.request_headers} == {proxy_credentials}
+    assert not any("authorization" in headers for headers in proxy.request_headers)
+
+
+def test_with_an_https_proxy_a_loopback_registry_is_probed_for_tls_through_it_never_directly(
+    project: Project, registry: Registry, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    nginx(project, registry)
+    result = project.run("lock")
+    assert result.exit_code == 0, result.stderr
+    assert locked_digest(project) == registry.image("library/nginx:1.26.2").digest
+    assert proxy.requests == [f"CONNECT {registry.host}"]  # no TLS there: plain HTTP, which HTTPS_PROXY does not carry
 
 
 def test_an_untrusted_certificate_through_the_proxy_fails_closed(

@@ -27,9 +27,13 @@ class ForwardProxy:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
-    def url(self) -> str:
+    def host(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
 
     def start(self) -> ForwardProxy:
         proxy = self
