@@ -87,6 +87,17 @@ def test_no_proxy_naming_the_registry_host_goes_around_the_proxy(
     assert proxy.requests == []
 
 
+def test_no_proxy_star_turns_every_proxy_off_even_one_imagelock_cannot_use(
+    project: Project, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
+    monkeypatch.setenv("NO_PROXY", "*")
+    nginx(project, registry.host)
+    result = project.run("lock")
+    assert result.exit_code == 0, result.stderr
+    assert locked_digest(project) == registry.image("library/nginx:1.26.2").digest
+
+
 def test_an_https_registry_is_tunnelled_through_the_proxy_and_its_certificate_still_verified(
     project: Project,
     secure_registry: Registry,

@@ -152,6 +152,8 @@ def _proxied_schemes() -> frozenset[str]:
     """The schemes a proxy from the environment carries, by httpx's rule (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY).
     A proxy httpx cannot use without extras (SOCKS) is refused before anything is sent, not at each request."""
     proxies = getproxies()
+    if "*" in (host.strip() for host in proxies.get("no", "").split(",")):
+        return frozenset()  # NO_PROXY=*: no proxy for any host
     for name in ("http", "https", "all"):
         url = proxies.get(name, "")
         scheme = url.split("://", 1)[0].lower() if "://" in url else "http"  # httpx reads "host:port" as http
