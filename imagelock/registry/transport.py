@@ -36,7 +36,7 @@ from urllib.request import getproxies
 
 import httpx
 
-from imagelock.errors import RegistryError
+from imagelock.errors import InputError, RegistryError
 from imagelock.events import Events, Silent
 from imagelock.reference import Repository
 from imagelock.registry.authn import Credential, Keychain
@@ -148,6 +148,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _proxied_schemes() -> frozenset[str]:
+    """The schemes a proxy from the environment carries, by httpx's rule (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY).
+    A proxy httpx cannot use without extras (SOCKS) is refused before anything is sent, not at each request."""
+    proxies = getproxies()
+    if "*" in (host.strip() for host in proxies.get("no", "").split(",")):
+        return frozenset()  # NO_PROXY=*: no proxy for any host
+    for name in ("http", "https", "all"):
+        url = proxies.get(name, "")
+        scheme = url.split("://", 1)[0].lower() if "://" in url else "http"  # httpx reads "host:port" as http
+        if scheme not in ("http", "https"):
+            raise InputError(
+                f"{name.upper()}_PROXY names a proxy imagelock cannot use ({scheme}://); use an http:// or https:// one"
+            )
+    return frozenset(scheme for scheme in ("http", "https") if proxies.get(scheme) or proxies.get("all"))
+
+
 class Transport:
     """Sends requests to registries for one run, reusing connections, credentials and tokens."""
 
@@ -165,8 +181,7 @@ class Transport:
         self._retry = retry or RetryPolicy()
         self._clients: dict[tuple[bool, Path | None, float, int], httpx.AsyncClient] = {}
         self._connections = Connections()  # plain HTTP where no proxy applies: see connections.py
-        proxies = getproxies()  # httpx's rule: only these three schemes are proxied
-        self._proxied = {scheme for scheme in ("http", "https") if proxies.get(scheme) or proxies.get("all")}
+        self._proxied = _proxied_schemes()
         self._tls: dict[tuple[bool, Path | None], ssl.SSLContext | bool] = {}
         self._sent = 0
         self._hosts: dict[str, _HostState] = {}

@@ -42,6 +42,29 @@ Intercept = Callable[[str, str], "Answer | str | float | None"]
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "te", "trailer", "upgrade"}
 
 
+def relay(
+    upstream: str, method: str, path: str, headers: Message, body: bytes | None, tls: ssl.SSLContext | None = None
+) -> Answer:
+    """Send a request on to ``upstream`` (host:port) and read its whole answer, hop-by-hop headers dropped."""
+    connection = (
+        http.client.HTTPSConnection(upstream, timeout=30, context=tls)
+        if tls is not None
+        else http.client.HTTPConnection(upstream, timeout=30)
+    )
+    forwarded: dict[str, str] = {}
+    for key, value in headers.items():  # repeated headers (skopeo sends one Accept per type) join
+        if key.lower() not in _HOP_BY_HOP | {"host"}:
+            forwarded[key] = f"{forwarded[key]}, {value}" if key in forwarded else value
+    forwarded["Host"] = upstream
+    connection.request(method, path, body=body, headers=forwarded)
+    response = connection.getresponse()
+    answer = Answer(
+        response.status, {k: v for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP}, response.read()
+    )
+    connection.close()
+    return answer
+
+
 @dataclass
 class Proxy:
     upstream: str  # host:port of the real registry (plain HTTP), or of a notary server (with upstream_tls)
@@ -105,24 +128,7 @@ class Proxy:
                 if isinstance(action, Answer):
                     self._send(action)
                     return
-                connection = (
-                    http.client.HTTPSConnection(proxy.upstream, timeout=30, context=proxy.upstream_tls)
-                    if proxy.upstream_tls is not None
-                    else http.client.HTTPConnection(proxy.upstream, timeout=30)
-                )
-                headers: dict[str, str] = {}
-                for key, value in self.headers.items():  # repeated headers (skopeo sends one Accept per type) join
-                    if key.lower() not in _HOP_BY_HOP | {"host"}:
-                        headers[key] = f"{headers[key]}, {value}" if key in headers else value
-                headers["Host"] = proxy.upstream
-                connection.request(self.command, self.path, body=request_body, headers=headers)
-                upstream = connection.getresponse()
-                answer = Answer(
-                    upstream.status,
-                    {k: v for k, v in upstream.getheaders() if k.lower() not in _HOP_BY_HOP},
-                    upstream.read(),
-                )
-                connection.close()
+                answer = relay(proxy.upstream, self.command, self.path, self.headers, request_body, proxy.upstream_tls)
                 if proxy.tamper is not None:
                     answer = proxy.tamper(self.command, self.path, answer)
                 self._send(answer)
