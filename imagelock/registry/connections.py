@@ -181,11 +181,12 @@ class Connections:
                 data += protocol.send(h11.Data(data=content))
             data += protocol.send(h11.EndOfMessage())
             connection.writer.write(data)
-            try:
-                async with asyncio.timeout(timeout):
-                    await connection.writer.drain()
-            except TimeoutError as error:
-                raise httpx.WriteTimeout("timed out sending the request") from error
+            if connection.writer.transport.get_write_buffer_size():  # the socket took less than all of it
+                try:
+                    async with asyncio.timeout(timeout):
+                        await connection.writer.drain()
+                except TimeoutError as error:
+                    raise httpx.WriteTimeout("timed out sending the request") from error
         while True:
             event = await connection.next_event(timeout)
             if isinstance(event, h11.Response):
