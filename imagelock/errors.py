@@ -41,6 +41,20 @@ class ResolutionError(ImagelockError):
     exit_code = EXIT_CHECK_FAILED
 
 
+class SignatureError(ImagelockError):
+    """An image's signature is missing or does not satisfy its trust policy (exit 1).
+
+    It lives here rather than in ``imagelock.trust`` so that a lock without trust policies need not load them.
+    """
+
+    exit_code = EXIT_CHECK_FAILED
+
+    @property
+    def verdict(self) -> str:
+        """The refusal as ``why`` and ``verify`` show it: ``signature: …`` (or ``provenance: …``)."""
+        return f"signature: {self}"
+
+
 class TagMovedError(ImagelockError):
     """A tag chosen as a version now names another digest, under ``on-tag-move = "fail"`` (exit 1)."""
 

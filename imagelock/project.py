@@ -692,6 +692,8 @@ def _moved_words(change: Change) -> str:
 
 def _notary_servers(config: Config) -> dict[str, Path | None]:
     """The notary server host of each content-trust policy in use, with the CA its policy gives."""
+    if all(spec.policy is None for spec in config.images.values()):
+        return {}  # and the trust methods are not loaded
     from imagelock.trust.content_trust import ContentTrustPolicy, notary_host
 
     servers: dict[str, Path | None] = {}

@@ -8,15 +8,13 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from imagelock import trust
 from imagelock.concurrency import each_settled
 from imagelock.config import ImageSpec
-from imagelock.errors import ResolutionError, raise_all
+from imagelock.errors import ResolutionError, SignatureError, raise_all
 from imagelock.events import Events, Silent
 from imagelock.freshness import chosen_words, image_created
 from imagelock.lockfile import LockedImage
 from imagelock.registry import RegistryClient
-from imagelock.trust import SignatureError, Subject, verdict_of
 from imagelock.versions import Candidate, TagMatcher, best_first, candidates, exact_release_hint, judge, order
 
 MAX_CONCURRENT_IMAGES = 64
@@ -155,7 +153,7 @@ async def resolve_image(
             pin = await _verified(spec, candidate.tag, pin, client, previous)
         except SignatureError as error:
             unsigned.append((candidate.tag, str(error)))
-            skipped.append(Skip(candidate.tag, f"no valid {verdict_of(error).partition(':')[0]}"))
+            skipped.append(Skip(candidate.tag, f"no valid {error.verdict.partition(':')[0]}"))
             events.warning(f"[images.{spec.name}]: skipping tag {candidate.tag}: {error}")
             continue
         refused = await gate(spec, candidate.tag, pin.digest, pin.platforms, client) if gate is not None else None
@@ -222,7 +220,9 @@ async def _verified(spec: ImageSpec, tag: str, pin: _Pin, client: RegistryClient
     )
     if pinned and unchanged:
         return replace(pin, verified=pinned)
-    evidence = await trust.verify(spec.policy, Subject(spec.repository, tag, pin.digest, pinned), client)
+    from imagelock import trust  # only a lock with policies loads the trust methods
+
+    evidence = await trust.verify(spec.policy, trust.Subject(spec.repository, tag, pin.digest, pinned), client)
     return replace(pin, verified=dict(evidence.fields))
 
 
@@ -350,7 +350,7 @@ async def _signature_verdict(
     try:
         await _verified(spec, tag, pin, client, previous)
     except SignatureError as error:
-        return verdict_of(error)
+        return error.verdict
     refused = await gate(spec, tag, pin.digest, pin.platforms, client) if gate is not None else None
     return refused if refused is not None else "chosen"
 

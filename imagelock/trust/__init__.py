@@ -16,7 +16,6 @@ from imagelock.trust.cosign import CosignPolicy
 from imagelock.trust.keyless import KeylessPolicy
 from imagelock.trust.keys import PublicKey, load_public_key
 from imagelock.trust.notation import NotationPolicy
-from imagelock.trust.provenance import ProvenanceError
 
 if TYPE_CHECKING:
     from imagelock.registry import ImageReader
@@ -62,4 +61,4 @@ async def verify(policy: TrustPolicy, subject: Subject, client: ImageReader) -> 
 
 def verdict_of(error: SignatureError) -> str:
     """The refusal as ``why`` and ``verify`` show it: ``signature: …`` or ``provenance: …``."""
-    return str(error) if isinstance(error, ProvenanceError) else f"signature: {error}"
+    return error.verdict

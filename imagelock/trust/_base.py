@@ -5,14 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from imagelock.errors import EXIT_CHECK_FAILED, ImagelockError
+from imagelock.errors import SignatureError
 from imagelock.reference import Repository
 
-
-class SignatureError(ImagelockError):
-    """An image's signature is missing or does not satisfy its trust policy (exit 1)."""
-
-    exit_code = EXIT_CHECK_FAILED
+__all__ = ["Evidence", "SignatureError", "Subject"]
 
 
 @dataclass(frozen=True)

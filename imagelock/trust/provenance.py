@@ -52,6 +52,10 @@ class ProvenanceError(SignatureError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"provenance: {reason}")
 
+    @property
+    def verdict(self) -> str:
+        return str(self)
+
 
 @dataclass(frozen=True)
 class ProvenanceRequirement:
