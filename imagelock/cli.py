@@ -261,7 +261,11 @@ def _print_rows(rows: Sequence[Sequence[Text | str]]) -> None:
             if index < len(widths):
                 line.append(" " * (widths[index] - len(text) + 2))
         lines.append(line)
-    _stdout().print(Text("\n").join(lines))  # one print: rich's per-call work was most of a lock's printing
+    console = _stdout()
+    if console.color_system is None:  # a pipe or a file: no styles to render, and rendering is all rich would do
+        console.file.write("".join(f"{line.plain}\n" for line in lines))
+    else:
+        console.print(Text("\n").join(lines))
 
 
 def _short(digest: str) -> str:
