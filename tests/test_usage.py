@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 from typer.testing import CliRunner
 
-from imagelock.cli import app
+from imagelock.cli import app, app_for
 from tests.conftest import Project, Registry
 from tests.test_cli import imagelock
 
@@ -48,6 +48,26 @@ def test_a_group_alone_prints_its_help_and_exits_2(group: list[str]) -> None:
     assert result.exit_code == 2
     assert result.stdout.startswith(f"Usage: {' '.join(('imagelock', *group))} [OPTIONS] COMMAND [ARGS]...")
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        *([*path, "--help"] for path in COMMANDS if path),
+        ["lock", "--no-such-option"],
+        ["vulndb"],
+        ["lokc"],
+        ["--version"],
+    ],
+    ids=lambda arguments: " ".join(arguments),
+)
+def test_the_program_a_run_builds_for_its_command_behaves_as_the_whole_one(arguments: list[str]) -> None:
+    """A run builds only the command it names (``app_for``): its help, its usage errors and the rest are the same."""
+    whole = CliRunner().invoke(app, arguments)
+    only = CliRunner().invoke(app_for(arguments), arguments)
+    assert (only.exit_code, only.stdout, only.stderr) == (whole.exit_code, whole.stdout, whole.stderr)
+    if arguments[0] in ("lock", "vulndb"):
+        assert typer.main.get_command(app_for(arguments)).commands.keys() == {arguments[0]}  # type: ignore[attr-defined]
 
 
 def test_the_walk_sees_every_command() -> None:
