@@ -1116,14 +1116,15 @@ def app_for(arguments: Sequence[str]) -> typer.Typer:
     """The program, with only the command the arguments start with, when they do.
 
     typer turns every command's signature into click parameters before it parses anything: 70 ms for
-    all of them, paid by every run; one command is all a run needs. An option first, a mistyped command
-    (which "did you mean" answers from all of them), and shell completion get the whole program.
+    all of them, paid by every run; one command is all a run needs (``--version`` needs none). Another
+    option first, a mistyped command (which "did you mean" answers from all of them), and shell
+    completion get the whole program.
     """
     if not arguments or "_IMAGELOCK_COMPLETE" in os.environ:
         return app
     commands = [info for info in app.registered_commands if info.name == arguments[0]]
     groups = [info for info in app.registered_groups if info.name == arguments[0]]
-    if not commands and not groups:
+    if not commands and not groups and arguments != ["--version"]:
         return app
     program = copy.copy(app)
     program.registered_commands, program.registered_groups = commands, groups
