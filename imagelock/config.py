@@ -46,7 +46,7 @@ _PROVENANCE_KEYS = frozenset({"predicate-type", "builder-id", "builder-id-regexp
 _NOTATION_KEYS = frozenset({"method", "trust-store", "identities"})
 _CONTENT_TRUST_KEYS = frozenset({"method", "server", "ca-cert"})
 _METHODS = ("cosign", "cosign-keyless", "notation", "content-trust")
-_REGISTRY_KEYS = frozenset({"insecure", "ca-cert", "concurrency", "timeout", "tag-api"})
+_REGISTRY_KEYS = frozenset({"insecure", "ca-cert", "concurrency", "timeout", "tag-api", "http2"})
 _IMAGE_KEYS = (
     frozenset(
         {
@@ -76,6 +76,7 @@ class RegistrySettings:
     concurrency: int | None = None  # requests in flight at once; None: the client's default
     timeout: float | None = None  # seconds per request; None: the client's default
     tag_api: str | None = None  # host of a Docker-Hub-shaped tag API dating this registry's tags
+    http2: bool = False  # HTTPS through HTTP/2 (httpx) instead of the transport's own HTTP/1.1 connections
 
 
 @dataclass(frozen=True)
@@ -372,9 +373,10 @@ class _ConfigParser:
             tag_api = settings.get("tag-api")
             if tag_api is not None and not is_valid_registry_host(self.string(where, "tag-api", tag_api)):
                 raise self.error(where, "key 'tag-api': invalid host (expected host[:port], as in \"hub.docker.com\")")
+            http2 = self.boolean(where, "http2", settings.get("http2", False))
             normalised = parse_reference(f"{host}/x").repository.registry
             registries[normalised] = RegistrySettings(
-                insecure, ca_cert, concurrency, float(timeout) if timeout is not None else None, tag_api
+                insecure, ca_cert, concurrency, float(timeout) if timeout is not None else None, tag_api, http2
             )
         return registries
 

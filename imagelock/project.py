@@ -715,6 +715,7 @@ def _host_settings(registry: RegistrySettings) -> HostSettings:
         concurrency=registry.concurrency or defaults.concurrency,
         timeout=registry.timeout or defaults.timeout,
         tag_api=registry.tag_api,
+        http2=registry.http2,
     )
 
 

@@ -130,6 +130,8 @@ db = "postgres:16.4"
         ('[registries."r.io"]\nconcurrency = 0\n', '[registries."r.io"]', "'concurrency'"),
         ('[registries."r.io"]\ntimeout = -1\n', '[registries."r.io"]', "'timeout'"),
         ('[registries."r.io"]\nproxy = "x"\n', '[registries."r.io"]', "unknown key 'proxy'"),
+        ('[registries."r.io"]\nhttp2 = "yes"\n', '[registries."r.io"]', "key 'http2': expected true or false"),
+        ('[registries."r.io"]\nhttp3 = true\n', '[registries."r.io"]', "unknown key 'http3'"),
         ('[images.t]\nimage = "a"\ntag-pattern = "(?P<version>.*)"\norder = "semver"\n', "[images.t]", "key 'order'"),
         ('[images.t]\nimage = "a"\nversion = ">=1"\norder = "numerical"\n', "[images.t]", "needs a 'tag-pattern'"),
         (

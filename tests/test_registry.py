@@ -7,10 +7,11 @@ import gzip
 import hashlib
 import json
 import random
+import re
 import ssl
 import tomllib
 import tracemalloc
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable, Container, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from imagelock.reference import Repository
 from imagelock.registry import RegistryClient, default_keychain
 from imagelock.registry.transport import is_loopback
 from tests.conftest import PASSWORD, USER, CliResult, Project, Registry, TokenRegistry, login
+from tests.support.forward_proxy import ConnectionCounter
 from tests.support.layers import Layer, push_layered
 from tests.support.proxy import Answer, Proxy, Tamper
 from tests.support.registry import PushedImage, RegistryServer, Seeder
@@ -459,7 +461,7 @@ def test_only_loopback_hosts_may_use_plain_http(host: str, loopback: bool) -> No
 def tls_registry(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> Iterator[Registry]:
     workdir = tmp_path_factory.mktemp("tls-registry")
     certificate, key = server_certificate(workdir)
-    server = RegistryServer(workdir, tls=(certificate, key)).start()
+    server = RegistryServer(workdir, tls=(certificate, key), access_log=True).start()
     seeder = Seeder(server.url, verify=ssl.create_default_context(cafile=str(certificate)))
     pushed = {"team/secure:1.0.0": seeder.push_image("team/secure", "1.0.0")}
     yield Registry(server, seeder, pushed)
@@ -467,20 +469,91 @@ def tls_registry(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -
     server.stop()
 
 
-def test_tls_registry_with_its_ca_cert_is_verified(project: Project, tls_registry: Registry) -> None:
-    certificate = tls_registry.server.workdir / "server.crt"
-    (project.directory / "certs").mkdir()
+def trusting(
+    project: Project, certificate: Path, host: str, settings: str = "", repositories: Sequence[str] = ("team/secure",)
+) -> str:
+    """images.toml text locking ``repositories`` (the first as "app") from ``host``, whose certificate
+    is its ``ca-cert``."""
+    (project.directory / "certs").mkdir(exist_ok=True)
     (project.directory / "certs" / "ca.pem").write_bytes(certificate.read_bytes())
-    project.write(
-        f'[registries."{tls_registry.host}"]\nca-cert = "certs/ca.pem"\n'
-        f'[images.app]\nimage = "{tls_registry.host}/team/secure"\nversion = ">=1"\n'
+    images = "".join(
+        f'[images.{"app" if index == 0 else f"app{index}"}]\nimage = "{host}/{repository}"\nversion = ">=1"\n'
+        for index, repository in enumerate(repositories)
     )
+    return f'[registries."{host}"]\nca-cert = "certs/ca.pem"\n{settings}{images}'
+
+
+def requests_seen(server: RegistryServer, log_offset: int) -> list[str]:
+    """The request lines imagelock sent ("GET /v2/... HTTP/1.1") since the registry's access log had
+    ``log_offset`` bytes."""
+    with (server.workdir / "registry.log").open("rb") as log:
+        log.seek(log_offset)
+        text = log.read().decode(errors="replace")
+    return re.findall(r'"([A-Z]+ \S+ HTTP/[\d.]+)" \d+ \d+ "[^"]*" "imagelock"', text)
+
+
+def log_size(server: RegistryServer) -> int:
+    return (server.workdir / "registry.log").stat().st_size
+
+
+def test_tls_registry_with_its_ca_cert_is_verified(project: Project, tls_registry: Registry) -> None:
+    project.write(trusting(project, tls_registry.server.workdir / "server.crt", tls_registry.host))
     result = project.run("lock")
     assert result.exit_code == 0, result.stderr
     assert (
         tomllib.loads(project.lock.read_text())["images"]["app"]["digest"]
         == tls_registry.image("team/secure:1.0.0").digest
     )
+
+
+@pytest.mark.parametrize(("http2", "protocol"), [(False, "HTTP/1.1"), (True, "HTTP/2.0")])
+def test_https_is_http_1_1_unless_the_registry_opts_into_http2_and_pins_the_same_digest(
+    project: Project, tls_registry: Registry, http2: bool, protocol: str
+) -> None:
+    settings = "http2 = true\n" if http2 else ""
+    project.write(trusting(project, tls_registry.server.workdir / "server.crt", tls_registry.host, settings))
+    offset = log_size(tls_registry.server)
+    result = project.run("lock")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        tomllib.loads(project.lock.read_text())["images"]["app"]["digest"]
+        == tls_registry.image("team/secure:1.0.0").digest
+    )
+    sent = requests_seen(tls_registry.server, offset)
+    assert sent
+    assert {line.rsplit(" ", 1)[1] for line in sent} == {protocol}
+
+
+def test_https_connections_are_reused_across_the_requests_of_a_run(project: Project, tls_registry: Registry) -> None:
+    repositories = [f"team/reused{index}" for index in range(4)]
+    for repository in repositories:
+        tls_registry.seeder.push_single(repository, "1.0.0", "linux/amd64")
+    counter = ConnectionCounter(tls_registry.host).start()
+    try:
+        certificate = tls_registry.server.workdir / "server.crt"
+        project.write(trusting(project, certificate, counter.host, "concurrency = 1\n", repositories))
+        offset = log_size(tls_registry.server)
+        result = project.run("lock")
+    finally:
+        counter.stop()
+    assert result.exit_code == 0, result.stderr
+    assert len(requests_seen(tls_registry.server, offset)) >= 8
+    assert counter.connections <= 2  # the probe asking whether the loopback host speaks TLS, and one for all requests
+
+
+def test_a_certificate_for_another_host_name_is_refused(project: Project, tmp_path: Path) -> None:
+    certificate, key = server_certificate(tmp_path, names=("registry.example",))
+    server = RegistryServer(tmp_path / "registry", tls=(certificate, key)).start()
+    try:
+        project.write(trusting(project, certificate, server.host))
+        result = project.run("lock")
+    finally:
+        server.stop()
+    assert result.exit_code == 3
+    assert len(result.stderr.splitlines()) == 1
+    assert "TLS certificate not trusted" in result.stderr
+    assert "not valid for '127.0.0.1'" in result.stderr
+    assert not project.lock.exists()
 
 
 def test_untrusted_certificate_fails_closed_without_falling_back_to_http(

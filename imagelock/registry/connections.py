@@ -1,11 +1,13 @@
-"""Plain HTTP on asyncio streams with h11: the registry transport's own connections.
+"""HTTP/1.1 and HTTPS on asyncio streams with h11: the registry transport's own connections.
 
-Only plain-HTTP origins (loopback and ``insecure`` registries) with no proxy in the environment come
-here; HTTPS and proxied requests go through httpx (certificate verification, HTTP/2, proxies).
-A registry lock is thousands of small requests, and httpx's client spends about as much CPU on
-each as the rest of the run does (building models, cookies, its pool); this keeps a plain list of
-idle keep-alive connections per origin and speaks HTTP/1.1 through h11, the protocol engine
-httpcore itself uses. ``transport.Transport`` applies the same rules to answers from either path.
+Every request whose scheme no proxy in the environment carries comes here, plain HTTP (loopback and
+``insecure`` registries) and HTTPS alike; proxied requests, and HTTPS to a host that opted into
+HTTP/2 (``http2 = true``), go through httpx. A registry lock is thousands of small requests, and
+httpx's client spends about as much CPU on each as the rest of the run does (building models,
+cookies, its pool); this keeps a plain list of idle keep-alive connections per origin and speaks
+HTTP/1.1 through h11, the protocol engine httpcore itself uses. HTTPS uses the TLS context the
+transport gives (its certificate verification, host name checked), offering only ``http/1.1`` by
+ALPN. ``transport.Transport`` applies the same rules to answers from either path.
 
 Failures are httpx's exceptions (``ConnectError``, ``ReadTimeout``, ``RemoteProtocolError`` …), with
 the cause kept, so the rules above see no difference between the two paths.
@@ -25,7 +27,7 @@ import httpx
 
 _READ_SIZE = 64 << 10
 _IDLE_PER_ORIGIN = 32
-Origin = tuple[str, str, int]
+Origin = tuple[str, str, int, ssl.SSLContext | None]  # scheme, host, port and, for HTTPS, the TLS context
 
 
 class _Connection:
@@ -104,7 +106,7 @@ class Answer:
 
 
 class Connections:
-    """The run's idle plain-HTTP keep-alive connections, a few per origin, shared by every client of the run."""
+    """The run's idle keep-alive connections, a few per origin (and TLS context), shared by every client of the run."""
 
     def __init__(self) -> None:
         self._idle: dict[Origin, list[_Connection]] = {}
@@ -117,10 +119,17 @@ class Connections:
             if connection.reusable:
                 return connection
             connection.close()
-        _, host, port = origin
+        _, host, port, tls = origin
         try:
             async with asyncio.timeout(connect_timeout):
-                reader, writer = await asyncio.open_connection(host, port, limit=_READ_SIZE)
+                reader, writer = await asyncio.open_connection(
+                    host,
+                    port,
+                    limit=_READ_SIZE,
+                    ssl=tls,
+                    server_hostname=host if tls else None,
+                    ssl_handshake_timeout=connect_timeout if tls else None,
+                )
         except TimeoutError as error:
             raise httpx.ConnectTimeout(f"timed out connecting to {host}:{port}") from error
         except OSError as error:
@@ -151,9 +160,11 @@ class Connections:
         headers: Sequence[tuple[str, str]],
         content: bytes | None,
         timeout: float | None,
+        tls: ssl.SSLContext | None,
     ) -> Answer:
-        """Send one request; its answer's status and headers, the body still to be read from it."""
-        origin = (url.scheme, url.host, url.port or 80)
+        """Send one request (over TLS with ``tls``, an ``https`` URL's); its answer's status and headers,
+        the body still to be read from it."""
+        origin = (url.scheme, url.host, url.port or (443 if tls else 80), tls)
         connection = await self.checkout(origin, timeout)
         try:
             return await self._exchange(method, url, headers, content, origin, connection, timeout)

@@ -74,6 +74,7 @@ class HostSettings:
     concurrency: int = DEFAULT_CONCURRENCY
     timeout: float = DEFAULT_TIMEOUT
     tag_api: str | None = None  # host of a Docker-Hub-shaped tag API for this registry's tags
+    http2: bool = False  # HTTPS through httpx with HTTP/2, not over the transport's own HTTP/1.1 connections
 
 
 @dataclass(frozen=True)
@@ -180,9 +181,10 @@ class Transport:
         self._events = events or Silent()
         self._retry = retry or RetryPolicy()
         self._clients: dict[tuple[bool, Path | None, float, int], httpx.AsyncClient] = {}
-        self._connections = Connections()  # plain HTTP where no proxy applies: see connections.py
+        self._connections = Connections()  # every request no proxy carries: see connections.py
         self._proxied = _proxied_schemes()
-        self._tls: dict[tuple[bool, Path | None], ssl.SSLContext | bool] = {}
+        # Two contexts per TLS setting: httpcore sets its ALPN protocols (h2) on the context it is given.
+        self._tls: dict[tuple[bool, Path | None, bool], ssl.SSLContext] = {}
         self._sent = 0
         self._hosts: dict[str, _HostState] = {}
         self._credentials: dict[Repository, asyncio.Future[Credential | None]] = {}
@@ -327,18 +329,15 @@ class Transport:
         httpcore's pool does work for every request in flight times every connection on each event,
         so one pool carrying 32 requests at once spends more CPU than the network takes; a few pools
         of at most ``_REQUESTS_PER_POOL`` each keep that small and still reuse their connections.
-        That is for HTTPS and proxied requests; the others go through ``self._connections``.
+        That is for proxied requests and HTTPS with ``http2``; the others go through ``self._connections``.
         """
         self._sent += 1
         shard = self._sent % max(1, -(-settings.concurrency // _REQUESTS_PER_POOL))
         key = (settings.insecure, settings.ca_cert, settings.timeout, shard)
         if key not in self._clients:
-            tls_key = (settings.insecure, settings.ca_cert)
-            if tls_key not in self._tls:
-                self._tls[tls_key] = _ssl_context(settings)
             limits = httpx.Limits(max_connections=None, max_keepalive_connections=_REQUESTS_PER_POOL)
             self._clients[key] = httpx.AsyncClient(
-                verify=self._tls[tls_key],
+                verify=self._tls_context(settings, for_httpx=True),
                 timeout=httpx.Timeout(settings.timeout),
                 limits=limits,
                 follow_redirects=False,
@@ -346,6 +345,13 @@ class Transport:
                 headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"},
             )  # trust_env: httpx mounts the proxies HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY name
         return self._clients[key]
+
+    def _tls_context(self, settings: HostSettings, *, for_httpx: bool) -> ssl.SSLContext:
+        """The TLS context for these settings, made (loading every trusted CA) when first needed."""
+        key = (settings.insecure, settings.ca_cert, for_httpx)
+        if key not in self._tls:
+            self._tls[key] = _ssl_context(settings)
+        return self._tls[key]
 
     async def _scheme_for(self, host: str, state: _HostState) -> str:
         """A host that may use plain HTTP (loopback, insecure) gets it only when it does not speak TLS."""
@@ -652,14 +658,16 @@ class Transport:
     async def _answer(
         self, state: _HostState, method: str, url: httpx.URL, headers: dict[str, str], content: bytes | None
     ) -> AsyncIterator[Answer | httpx.Response]:
-        """The answer to one request, its body still to be read: over the run's own plain-HTTP
-        connections where that is the way (see connections.py), else through httpx."""
-        if url.scheme == "http" and "http" not in self._proxied:
+        """The answer to one request, its body still to be read: over the run's own connections
+        (see connections.py) unless a proxy carries it or the host asked for HTTP/2, else through httpx."""
+        https = url.scheme == "https"
+        if url.scheme not in self._proxied and not (https and state.settings.http2):
             fields = [("User-Agent", _USER_AGENT), ("Accept-Encoding", "identity")]
             fields += [(name, value) for name, value in headers.items() if name.lower() not in _CLIENT_HEADERS]
             if not any(name.lower() == "accept" for name in headers):
                 fields.append(("Accept", "*/*"))
-            answer = await self._connections.send(method, url, fields, content, state.settings.timeout)
+            tls = self._tls_context(state.settings, for_httpx=False) if https else None
+            answer = await self._connections.send(method, url, fields, content, state.settings.timeout, tls)
             try:
                 yield answer
             finally:
@@ -702,19 +710,24 @@ def _basic(credential: Credential) -> str:
     return f"Basic {secret}"
 
 
-def _ssl_context(settings: HostSettings) -> ssl.SSLContext | bool:
-    """System CAs (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured) plus certifi's, plus the host's ca-cert."""
+def _ssl_context(settings: HostSettings) -> ssl.SSLContext:
+    """System CAs (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured) plus certifi's, plus the host's ca-cert;
+    for an ``insecure`` host, nothing verified. Offers HTTP/1.1 only (httpcore sets its own ALPN)."""
     if settings.insecure:
-        return False
-    context = ssl.create_default_context()
-    try:
-        import certifi
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context = ssl.create_default_context()
+        try:
+            import certifi
 
-        context.load_verify_locations(cafile=certifi.where())
-    except ImportError:  # pragma: no cover - certifi comes with httpx
-        pass
-    if settings.ca_cert is not None:
-        context.load_verify_locations(cafile=str(settings.ca_cert))
+            context.load_verify_locations(cafile=certifi.where())
+        except ImportError:  # pragma: no cover - certifi comes with httpx
+            pass
+        if settings.ca_cert is not None:
+            context.load_verify_locations(cafile=str(settings.ca_cert))
+    context.set_alpn_protocols(["http/1.1"])
     return context
 
 

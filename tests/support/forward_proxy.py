@@ -3,6 +3,7 @@
 A plain-HTTP request comes in absolute form (``GET http://host:port/path``) and is relayed to that
 host; ``CONNECT host:port`` opens a tunnel to it, through which the client speaks TLS with the host
 itself. The proxy records each request line and its headers, never looking inside a tunnel.
+``ConnectionCounter`` relays bytes to one server and counts the connections opened to it.
 """
 
 from __future__ import annotations
@@ -73,6 +74,43 @@ class ForwardProxy:
                 self.close_connection = True
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _forward
+
+        self.server = serve(Handler)
+        return self
+
+    def stop(self) -> None:
+        shut_down(self.server)
+        self.server = None
+
+
+@dataclass
+class ConnectionCounter:
+    """A TCP relay to ``upstream`` (host:port) that counts the connections clients open through it,
+    never looking inside them: TLS runs end to end with the server behind it."""
+
+    upstream: str
+    connections: int = 0
+    server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def host(self) -> str:
+        assert self.server is not None
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> ConnectionCounter:
+        counter = self
+        host, port = self.upstream.rsplit(":", 1)
+
+        class Handler(QuietHandler):
+            def handle(self) -> None:  # bytes, not HTTP
+                with counter._lock:
+                    counter.connections += 1
+                with socket.create_connection((host, int(port)), timeout=30) as upstream:
+                    back = threading.Thread(target=_pipe, args=(upstream, self.connection), daemon=True)
+                    back.start()
+                    _pipe(self.connection, upstream)
+                    back.join()
 
         self.server = serve(Handler)
         return self

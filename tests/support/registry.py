@@ -52,6 +52,7 @@ class RegistryServer:
     workdir: Path
     auth_yaml: str = ""
     tls: tuple[Path, Path] | None = None  # certificate, key
+    access_log: bool = False  # one line per request in registry.log, with the client's address and protocol
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -73,7 +74,7 @@ class RegistryServer:
         config = self.workdir / "config.yml"
         config.write_text(
             "version: 0.1\n"
-            "log:\n  level: error\n  accesslog:\n    disabled: true\n"
+            f"log:\n  level: error\n  accesslog:\n    disabled: {str(not self.access_log).lower()}\n"
             f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
             f"http:\n  addr: {self.host}{tls}\n" + self.auth_yaml
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -27,16 +28,16 @@ def self_signed(key: ec.EllipticCurvePrivateKey, common_name: str, *, days: int)
     )
 
 
-def server_certificate(directory: Path, common_name: str = "imagelock test server") -> tuple[Path, Path]:
-    """A CA-flagged, self-signed certificate for localhost and 127.0.0.1: (certificate path, key path)."""
+def server_certificate(
+    directory: Path, common_name: str = "imagelock test server", names: Sequence[str] = ("localhost", "127.0.0.1")
+) -> tuple[Path, Path]:
+    """A CA-flagged, self-signed certificate for ``names`` (host names and IP addresses):
+    (certificate path, key path)."""
     key = ec.generate_private_key(ec.SECP256R1())
     certificate = (
         self_signed(key, common_name, days=1)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
+        .add_extension(x509.SubjectAlternativeName([_general_name(name) for name in names]), critical=False)
         .sign(key, hashes.SHA256())
     )
     certificate_path, key_path = directory / "server.crt", directory / "server.key"
@@ -45,3 +46,10 @@ def server_certificate(directory: Path, common_name: str = "imagelock test serve
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return certificate_path, key_path
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
