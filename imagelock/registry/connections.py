@@ -106,7 +106,7 @@ class Answer:
 
 
 class Connections:
-    """The run's idle keep-alive connections, a few per origin (and TLS context), shared by every client of the run."""
+    """The run's idle keep-alive connections, a few per origin (and TLS context)."""
 
     def __init__(self) -> None:
         self._idle: dict[Origin, list[_Connection]] = {}
