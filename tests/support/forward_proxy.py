@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import ThreadingHTTPServer
@@ -64,14 +65,12 @@ class ForwardProxy:
             def do_CONNECT(self) -> None:
                 self._record()
                 host, port = self.path.rsplit(":", 1)
-                with socket.create_connection((host, int(port)), timeout=30) as upstream:
-                    self.send_response(200, "Connection established")
-                    self.end_headers()
-                    back = threading.Thread(target=_pipe, args=(upstream, self.connection), daemon=True)
-                    back.start()
-                    _pipe(self.connection, upstream)
-                    back.join()
+                _splice(self.connection, host, int(port), connected=self._established)
                 self.close_connection = True
+
+            def _established(self) -> None:
+                self.send_response(200, "Connection established")
+                self.end_headers()
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _forward
 
@@ -106,11 +105,7 @@ class ConnectionCounter:
             def handle(self) -> None:  # bytes, not HTTP
                 with counter._lock:
                     counter.connections += 1
-                with socket.create_connection((host, int(port)), timeout=30) as upstream:
-                    back = threading.Thread(target=_pipe, args=(upstream, self.connection), daemon=True)
-                    back.start()
-                    _pipe(self.connection, upstream)
-                    back.join()
+                _splice(self.connection, host, int(port))
 
         self.server = serve(Handler)
         return self
@@ -118,6 +113,17 @@ class ConnectionCounter:
     def stop(self) -> None:
         shut_down(self.server)
         self.server = None
+
+
+def _splice(client: socket.socket, host: str, port: int, connected: Callable[[], None] | None = None) -> None:
+    """Connect to ``host:port`` (then call ``connected``) and copy bytes both ways until both sides end."""
+    with socket.create_connection((host, port), timeout=30) as upstream:
+        if connected is not None:
+            connected()
+        back = threading.Thread(target=_pipe, args=(upstream, client), daemon=True)
+        back.start()
+        _pipe(client, upstream)
+        back.join()
 
 
 def _pipe(source: socket.socket, target: socket.socket) -> None:
