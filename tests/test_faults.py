@@ -309,7 +309,10 @@ def test_concurrent_requests_reuse_their_connections(project: Project, proxy: Pr
     project.write(many_images(proxy.host))
     assert project.run("lock").exit_code == 0
     assert sum(proxy.requests.values()) > proxy.most_in_flight >= 4
-    assert proxy.connections <= proxy.most_in_flight  # none opened while another stood idle
+    # Each of the 7 entries has one request in flight at a time, so a pool that opens a connection only
+    # when none stands idle opens at most 7, however the requests interleave (the proxy's own count of
+    # requests in flight lags the client's on a busy machine: it is no bound); one per request is 12.
+    assert proxy.connections <= 7 < sum(proxy.requests.values())
 
 
 def test_per_registry_concurrency_limit(project: Project, proxy: Proxy) -> None:
