@@ -101,9 +101,6 @@ class TagMatcher:
         """As PEP 440: only when asked for, or when the specifier itself names a pre-release."""
         return self.prereleases if self.prereleases is not None else bool(self.specifier.prereleases)
 
-    def allows(self, version: Version) -> bool:
-        return self._allows(version, self.allows_prereleases)
-
     def _allows(self, version: Version, prereleases: bool) -> bool:
         if version.is_prerelease and not prereleases:
             return False
@@ -157,15 +154,21 @@ def _judge_reading(
 ) -> tuple[Verdict, Candidate | None]:
     if candidate is None:
         return Verdict(tag, _not_a_candidate(tag, matcher)), None
-    version = candidate.version
-    if version is None:  # alphabetical or numerical: the pattern alone decides
+    if _admits(candidate, matcher, date_like, matcher.allows_prereleases):
         return Verdict(tag, "candidate"), candidate
+    version = candidate.version
+    assert version is not None  # a tag the pattern alone decides is always admitted
     if is_date_like(version) != date_like:
         return Verdict(tag, "date-like" if is_date_like(version) else "not date-like"), None
-    if not matcher.allows(version):
-        prerelease_refused = version.is_prerelease and matcher.specifier.contains(version, prereleases=True)
-        return Verdict(tag, "pre-release" if prerelease_refused else "outside spec"), None
-    return Verdict(tag, "candidate"), candidate
+    prerelease_refused = version.is_prerelease and matcher.specifier.contains(version, prereleases=True)
+    return Verdict(tag, "pre-release" if prerelease_refused else "outside spec"), None
+
+
+def _admits(candidate: Candidate, matcher: TagMatcher, date_like: bool, prereleases: bool) -> bool:
+    """Whether a reading is a candidate: alphabetical or numerical orders, the pattern alone decides; versions
+    must be of the scheme that competes (``date_like``) and allowed by the specifier."""
+    version = candidate.version
+    return version is None or (is_date_like(version) == date_like and matcher._allows(version, prereleases))
 
 
 def judge(tags: Iterable[str], matcher: TagMatcher) -> dict[str, tuple[Verdict, Candidate | None]]:
@@ -225,8 +228,7 @@ def best_first(tags: Iterable[str], matcher: TagMatcher) -> Iterator[Candidate]:
     date_like = matcher._wants_date_like(readings)
     prereleases = matcher.allows_prereleases
     for candidate in order(readings):
-        version = candidate.version
-        if version is None or (is_date_like(version) == date_like and matcher._allows(version, prereleases)):
+        if _admits(candidate, matcher, date_like, prereleases):
             yield candidate
 
 
