@@ -13,7 +13,7 @@ from imagelock.freshness import tag_move_kind
 from imagelock.lockfile import LockedImage
 from imagelock.reference import parse_repository
 from imagelock.registry import ImageReader
-from imagelock.trust import SignatureError, Subject, TrustPolicy, verdict_of
+from imagelock.trust import SignatureError, Subject, TrustPolicy
 
 
 class VerificationError(ImagelockError):
@@ -87,7 +87,7 @@ async def verify_entry(
         try:
             await trust.verify(policy, Subject(repository, entry.tag, entry.digest, entry.verified), client)
         except SignatureError as error:
-            problems.append(verdict_of(error))
+            problems.append(error.verdict)
     notes: list[str] = []
     if spec is not None and str(spec.repository) == entry.image:
         moved = await _tag_move(entry, client, spec.tag is not None)

@@ -31,7 +31,6 @@ __all__ = [
     "Subject",
     "TrustPolicy",
     "load_public_key",
-    "verdict_of",
     "verify",
 ]
 
@@ -57,8 +56,3 @@ async def verify(policy: TrustPolicy, subject: Subject, client: ImageReader) -> 
         return evidence
     built = await provenance.verify(policy, policy.provenance, subject.repository, subject.digest, client)
     return Evidence({**evidence.fields, **built.fields})
-
-
-def verdict_of(error: SignatureError) -> str:
-    """The refusal as ``why`` and ``verify`` show it: ``signature: …`` or ``provenance: …``."""
-    return error.verdict
