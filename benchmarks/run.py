@@ -345,8 +345,7 @@ class Result:
 
     def cpu_per_request(self, startup_cpu: float) -> float:
         """Milliseconds of CPU per request, start-up's CPU left out: the least over the runs (the machine is shared)."""
-        least = min(s.cpu for s in self.samples)
-        return (least - startup_cpu) * 1000 / self.requests if self.requests else 0.0
+        return (self.least_cpu - startup_cpu) * 1000 / self.requests if self.requests else 0.0
 
     @property
     def harness_cpu(self) -> float:
@@ -798,10 +797,9 @@ def issue_20_targets(bench: Bench) -> list[Target]:
                 )
             )
     startup_cpu = bench.startup.cpu if bench.startup else 0.0
-    cold = results.get("cold")
+    cold, reference = results.get("cold"), results.get("reference")
     if cold is not None:
         per_request = cold.cpu_per_request(startup_cpu)
-        reference = results.get("reference")
         # For scale: the reference client's CPU per request by the same measure, Python's own start-up left out.
         context = (
             f" (the reference client: {reference.cpu_per_request(python.least_cpu):.2f} ms)"
@@ -811,12 +809,11 @@ def issue_20_targets(bench: Bench) -> list[Target]:
         found.append(
             Target(
                 f"cold lock: imagelock's CPU under {CPU_PER_REQUEST_TARGET:g} ms per request",
-                f"({min(s.cpu for s in cold.samples):.2f} s - start-up {startup_cpu:.2f} s) / {cold.requests} = "
+                f"({cold.least_cpu:.2f} s - start-up {startup_cpu:.2f} s) / {cold.requests} = "
                 f"{per_request:.2f} ms{context}",
                 per_request < CPU_PER_REQUEST_TARGET,
             )
         )
-    reference = results.get("reference")
     if cold is not None and reference is not None:
         ratio = cold.median / reference.median
         found.append(
